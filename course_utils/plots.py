@@ -1,0 +1,100 @@
+"""Plotting helpers shared by the notebooks (matplotlib only)."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+__all__ = ["bars", "curves", "history", "images", "weight_histogram"]
+
+
+def _axes(ax, figsize=(6, 3.5)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def history(hist: Sequence[dict], keys=("train_loss", "val_acc"), title: str | None = None):
+    """One small plot per key of a :func:`course_utils.train.fit` history, against the epoch."""
+    keys = [k for k in keys if any(k in row for row in hist)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
+    epochs = [row["epoch"] for row in hist]
+    for ax, key in zip(axes[0], keys):
+        ax.plot(epochs, [row.get(key) for row in hist], marker="o")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves(x: Sequence[float], ys: Mapping[str, Sequence], xlabel: str = "", ylabel: str = "",
+           title: str | None = None, ax=None, marker: str = "o", percent: bool = False, **plot_kwargs):
+    """One line per label. A value may be a list of repeats (seeds): the line is their mean, the band their min-max."""
+    ax = _axes(ax)
+    scale = 100.0 if percent else 1.0
+    for label, values in ys.items():
+        t = torch.as_tensor([list(v) if isinstance(v, (list, tuple)) else [v] for v in values], dtype=torch.float64)
+        mean = t.mean(1) * scale
+        line, = ax.plot(list(x), mean.tolist(), marker=marker, label=label, **plot_kwargs)
+        if t.shape[1] > 1:
+            ax.fill_between(list(x), (t.min(1).values * scale).tolist(), (t.max(1).values * scale).tolist(),
+                            color=line.get_color(), alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel + (" (%)" if percent and "%" not in ylabel else ""))
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def weight_histogram(weights: Mapping[str, torch.Tensor], bins: int = 100, ax=None, title: str | None = None,
+                     drop_zeros: bool = False, log: bool = False):
+    """Histograms of weight values, one per label, on shared axes."""
+    ax = _axes(ax)
+    for label, w in weights.items():
+        values = w.detach().flatten().cpu()
+        if drop_zeros:
+            values = values[values != 0]
+        ax.hist(values.numpy(), bins=bins, alpha=0.6, label=f"{label} ({values.numel():,} values)", log=log)
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("count")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def bars(values: Mapping[str, float], ylabel: str = "", title: str | None = None, ax=None,
+         percent: bool = False, annotate: bool = True):
+    """A bar per name (for example the fraction of weights left in each layer)."""
+    ax = _axes(ax, figsize=(5, 3))
+    names = list(values)
+    heights = [values[n] * (100.0 if percent else 1.0) for n in names]
+    rects = ax.bar(names, heights, color="tab:blue")
+    if annotate:
+        ax.bar_label(rects, labels=[f"{h:.1f}%" if percent else f"{h:.3g}" for h in heights], fontsize=8)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def images(x: torch.Tensor, titles: Sequence[str] | None = None, cols: int = 10, size: float = 1.2):
+    """A grid of 28×28 images (normalised tensors are fine: each image is scaled for display)."""
+    n = len(x)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.15), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(x[i].detach().cpu().squeeze(0).numpy(), cmap="gray_r")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
