@@ -9,7 +9,7 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_MODULES = ("data", "models", "train", "metrics", "checkpoints", "baselines", "plots",
+_MODULES = ("data", "models", "train", "metrics", "checkpoints", "baselines", "plots", "checks",
             "hard_pruning", "soft_pruning", "distill", "widgets")
 
 from . import checkpoints, data, metrics, models, train  # noqa: E402,F401

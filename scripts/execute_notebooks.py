@@ -1,0 +1,93 @@
+"""Execute notebooks in place, top to bottom, each in a fresh kernel, and report time and memory.
+
+    python scripts/execute_notebooks.py                 # every notebook in notebooks/, in order
+    python scripts/execute_notebooks.py notebooks/01_hard_pruning.ipynb
+    python scripts/execute_notebooks.py --no-write --json benchmarks/results/notebooks.json
+
+Outputs are stored without widget state (``store_widget_state=False``) and
+progress bars are off (``COURSE_PROGRESS=0``), so the committed notebooks hold
+plots, tables and printed results only. Each notebook runs in its own child
+process, whose peak resident memory (the kernel's, measured with
+``getrusage(RUSAGE_CHILDREN)``) is reported beside the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MACHINE_PATH = re.compile(r"(/root/|/home/[a-z]|/tmp/|/work/|C:\\\\Users)")
+
+
+def run_one(path: Path, write: bool, timeout: int) -> dict:
+    import resource
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    text = nbformat.writes(nb)
+    leaks = sorted(set(MACHINE_PATH.findall(text)))
+    if write:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    return {"notebook": path.name, "seconds": round(seconds, 1), "peak_rss_mib": round(peak_kib / 1024),
+            "machine_paths": leaks}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--no-write", action="store_true", help="execute and measure, leave the files as they are")
+    parser.add_argument("--json", type=Path, help="write the measurements to this file")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: run in this process
+    args = parser.parse_args()
+    os.environ.setdefault("COURSE_PROGRESS", "0")
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+    if args.one:
+        print(json.dumps(run_one(args.notebooks[0].resolve(), not args.no_write, args.timeout)))
+        return 0
+
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    results, failed = [], False
+    for path in paths:
+        cmd = [sys.executable, __file__, "--one", "--timeout", str(args.timeout), str(path)]
+        if args.no_write:
+            cmd.append("--no-write")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            failed = True
+            print(f"{path.name}: FAILED\n{proc.stderr[-3000:]}", file=sys.stderr)
+            continue
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        results.append(row)
+        note = f"  machine paths in outputs: {row['machine_paths']}" if row["machine_paths"] else ""
+        print(f"{row['notebook']}: {row['seconds']:.0f} s, peak memory {row['peak_rss_mib']} MiB{note}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        info = {"threads": os.cpu_count(), "python": sys.version.split()[0], "results": results}
+        args.json.write_text(json.dumps(info, indent=2) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
