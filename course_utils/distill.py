@@ -1,0 +1,532 @@
+"""Knowledge distillation (Hinton, Vinyals & Dean 2015) and hint training (Romero et al. 2015, FitNets).
+
+A small *student* network learns from the outputs of a large, already trained
+*teacher*: besides the true labels it matches the teacher's probabilities
+softened by a temperature ``T``. Everything trains through the course's one
+loop, :func:`course_utils.train.fit`, with a ``loss_fn``:
+
+* :func:`soft_targets` -- ``softmax(logits / T)``: at ``T = 1`` the usual
+  probabilities, at larger ``T`` the small ones ("dark knowledge") grow.
+* :func:`kd_loss` -- ``α · T² · KL(p_teacher^T ‖ p_student^T) + (1 − α) · CE(student, labels)``.
+* :func:`distill` -- trains a student against a frozen teacher. Without data
+  augmentation the teacher's logits over the training split are computed once
+  and looked up by example index; with augmentation they are computed on the fly.
+* :func:`hint_loss` and :func:`hint_stage` -- FitNets' first stage: a student's
+  lower layers plus a small regressor learn to reproduce a teacher hidden layer.
+* :func:`teacher` -- the course's teacher (a small CNN with dropout, trained with
+  ±2-pixel jitter), trained once and cached; :func:`cached_outputs` caches its
+  outputs, which are slow to compute on a CPU.
+* :func:`soft_target_figure` -- the bar chart behind the notebook's temperature slider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from collections import OrderedDict
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import checkpoints, data as cudata, train
+
+__all__ = [
+    "TEACHER_RECIPE",
+    "best_class_bias",
+    "cached_outputs",
+    "check_alpha",
+    "check_temperature",
+    "count_errors",
+    "distill",
+    "feature_extractor",
+    "gap_closed",
+    "hint_loss",
+    "hint_stage",
+    "kd_loss",
+    "soft_target_figure",
+    "soft_targets",
+    "student",
+    "teacher",
+    "teacher_net",
+    "teacher_outputs",
+]
+
+
+# --------------------------------------------------------------------------- the teacher
+
+def teacher_net(channels=(16, 32), hidden=(1024, 1024), dropout: float = 0.4, classes: int = 10) -> nn.Sequential:
+    """The course's teacher: two cheap 5×5 convolutions (no padding) and a wide two-layer classifier with dropout.
+
+    ``conv1`` (1→c1, 28→24) → ``pool1`` (12) → ``conv2`` (c1→c2, 12→8) → ``pool2`` (4)
+    → ``flatten`` (c2·16) → ``fc1`` → ``relu3`` → ``drop3`` → ``fc2`` → ``relu4`` → ``drop4`` → ``fc3``.
+    The convolutions are kept small because they dominate the cost on a CPU; the
+    wide fully connected part gives the teacher more parameters than the
+    2×800 student (about 1.6M against 1.27M) for little compute.
+    """
+    c1, c2 = (int(c) for c in channels)
+    h1, h2 = (int(h) for h in hidden)
+    if min(c1, c2, h1, h2) <= 0:
+        raise ValueError(f"channels and hidden sizes must be positive, got {channels}, {hidden}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(1, c1, 5)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
+        ("conv2", nn.Conv2d(c1, c2, 5)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(c2 * 4 * 4, h1)), ("relu3", nn.ReLU()), ("drop3", nn.Dropout(dropout)),
+        ("fc2", nn.Linear(h1, h2)), ("relu4", nn.ReLU()), ("drop4", nn.Dropout(dropout)),
+        ("fc3", nn.Linear(h2, classes)),
+    ]))
+
+
+TEACHER_RECIPE = dict(channels=[16, 32], hidden=[1024, 1024], dropout=0.4, jitter=2,
+                      epochs=15, lr=1e-3, batch_size=128, schedule="cosine", seed=0)
+
+
+def teacher(splits, verbose: bool = True, **overrides) -> nn.Module:
+    """The teacher of notebook 03, trained once with :data:`TEACHER_RECIPE` and cached (eval mode, frozen).
+
+    Adam with cosine decay, dropout and ±``jitter``-pixel random shifts of every
+    training image (as in Hinton et al.'s MNIST teacher). The recipe is the
+    checkpoint's config: changing it retrains.
+    """
+    recipe = {**TEACHER_RECIPE, **overrides}
+    name = f"distill-teacher-{cudata.dataset_name(splits)}"
+
+    def build():
+        train.set_seed(recipe["seed"])
+        return teacher_net(recipe["channels"], recipe["hidden"], recipe["dropout"], len(splits.classes))
+
+    def run(model):
+        generator = torch.Generator().manual_seed(recipe["seed"] + 1)
+        shift = recipe["jitter"]
+        return train.fit(model, splits, recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+                         schedule=recipe["schedule"], seed=recipe["seed"],
+                         augment=(lambda x: cudata.jitter(x, shift, generator)) if shift else None)
+
+    model = checkpoints.load_or_train(name, build, run, config=recipe, verbose=verbose)
+    return _freeze(model)
+
+
+def _freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+# --------------------------------------------------------------------------- checks of the arguments
+
+def check_temperature(temperature) -> float:
+    """``temperature`` as a float, or a ValueError if it is not a finite number > 0."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a number > 0 (T = 1 is the plain softmax), got {temperature!r}")
+    return float(temperature)
+
+
+def check_alpha(alpha) -> float:
+    """``alpha`` as a float, or a ValueError if it is not in [0, 1]."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha is the weight of the soft-target term and must be in [0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+# --------------------------------------------------------------------------- the loss
+
+def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``softmax(logits / T)`` over the last dimension: T = 1 gives the usual probabilities, larger T softer ones."""
+    t = check_temperature(temperature)
+    return F.softmax(torch.as_tensor(logits, dtype=torch.float32) / t, dim=-1)
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor | None,
+            temperature: float, alpha: float, *, t_squared: bool = True) -> torch.Tensor:
+    """Hinton et al.'s distillation loss, averaged over the batch.
+
+    ``α · T² · KL(softmax(teacher / T) ‖ softmax(student / T)) + (1 − α) · CE(student, targets)``
+
+    The KL term is computed from ``log_softmax`` of both sides with
+    ``kl_div(reduction="batchmean")``; the teacher's logits are detached (no
+    gradient reaches the teacher). ``α = 0`` is plain cross-entropy on the
+    labels; ``α = 1`` uses the soft targets alone (``targets`` may then be None).
+
+    Why T²: the gradient of the soft term with respect to a student logit is
+    ``(q_i − p_i) / T``, and for large T the difference ``q_i − p_i`` itself
+    shrinks like ``1 / T`` (both softmaxes flatten towards uniform), so the
+    soft-target gradients scale as ``1 / T²``. Multiplying by ``T²`` keeps their
+    size roughly independent of the temperature, so changing T does not
+    silently change how much the soft targets weigh against the labels.
+    ``t_squared=False`` drops the factor (to see what it changes).
+    """
+    t = check_temperature(temperature)
+    a = check_alpha(alpha)
+    if student_logits.dim() != 2 or student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits must both be batch × classes with the same shape, got "
+                         f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)} (same number of classes?)")
+    loss = student_logits.new_zeros(())
+    if a > 0:
+        log_p_student = F.log_softmax(student_logits / t, dim=1)
+        log_p_teacher = F.log_softmax(teacher_logits.detach().to(student_logits.dtype) / t, dim=1)
+        soft = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+        loss = loss + a * (t * t if t_squared else 1.0) * soft
+    if a < 1:
+        if targets is None:
+            raise ValueError("targets (the labels) are needed when alpha < 1")
+        loss = loss + (1.0 - a) * F.cross_entropy(student_logits, targets)
+    return loss
+
+
+# --------------------------------------------------------------------------- distillation through fit
+
+def _train_split(data) -> cudata.Split:
+    if isinstance(data, cudata.Split):
+        return data
+    if hasattr(data, "train"):
+        return data.train
+    raise ValueError("data must be a Splits (from load_dataset) or a Split(x, y)")
+
+
+def _outputs_of(model: nn.Module, x: torch.Tensor) -> int:
+    """Number of outputs of ``model`` for one example (eval mode, no gradient; the mode is restored)."""
+    return train.predict(model, x[:1]).shape[1]
+
+
+def _prepare_teacher(teacher: nn.Module) -> nn.Module:
+    if any(m.training for m in teacher.modules()):
+        warnings.warn("the teacher was in training mode (dropout on, batch-norm statistics updating); "
+                      "distillation switched it to eval mode. Call teacher.eval() first to silence this.",
+                      UserWarning, stacklevel=3)
+    return _freeze(teacher)
+
+
+def distill(student: nn.Module, teacher: nn.Module | None, data, epochs: int, temperature: float = 4.0,
+            alpha: float = 0.9, *, teacher_logits: torch.Tensor | None = None,
+            augment: Callable[[torch.Tensor], torch.Tensor] | None = None, t_squared: bool = True,
+            **fit_kwargs: Any) -> list[dict]:
+    """Train ``student`` in place on :func:`kd_loss` against ``teacher``, through :func:`course_utils.train.fit`.
+
+    The teacher is put in eval mode (with a warning if it was training) and
+    frozen (``requires_grad=False``): it is never updated. Without ``augment``
+    its logits over the training split are computed once (or taken from
+    ``teacher_logits``, one row per training example, in order) and each batch
+    looks up its rows by index, so an epoch costs no teacher forward pass. With
+    ``augment`` the teacher must see the same shifted images as the student, so
+    its logits are computed on the fly. ``teacher`` may be None when
+    ``teacher_logits`` are given. Other keywords (``lr``, ``batch_size``,
+    ``seed``, ``schedule``...) go to ``fit``. Returns ``fit``'s history.
+    """
+    t = check_temperature(temperature)
+    a = check_alpha(alpha)
+    train_split = _train_split(data)
+    if teacher is None and teacher_logits is None:
+        raise ValueError("give a teacher, or its precomputed teacher_logits over the training split")
+    if augment is not None and teacher is None:
+        raise ValueError("with augment the teacher must see each shifted image: pass the teacher itself")
+    if augment is not None and teacher_logits is not None:
+        raise ValueError("teacher_logits were computed on the un-augmented images; with augment, pass "
+                         "teacher_logits=None so the teacher sees the same shifted images as the student")
+    if teacher is not None:
+        _prepare_teacher(teacher)
+    n_student = _outputs_of(student, train_split.x)
+    if teacher_logits is not None:
+        teacher_logits = torch.as_tensor(teacher_logits)
+        if teacher_logits.dim() != 2 or teacher_logits.shape[0] != len(train_split):
+            raise ValueError(f"teacher_logits must have one row per training example "
+                             f"({len(train_split)} × classes), got {tuple(teacher_logits.shape)}")
+        n_teacher = teacher_logits.shape[1]
+    else:
+        n_teacher = _outputs_of(teacher, train_split.x)
+    if n_student != n_teacher:
+        raise ValueError(f"the student has {n_student} outputs but the teacher {n_teacher}: "
+                         "both must score the same classes")
+
+    if augment is None:
+        table = teacher_logits if teacher_logits is not None else train.predict(teacher, train_split.x)
+
+        def loss_fn(outputs, y, x, index):
+            return kd_loss(outputs, table[index].to(outputs.device), y, t, a, t_squared=t_squared)
+    else:
+        teacher_device = next(teacher.parameters()).device
+
+        def loss_fn(outputs, y, x, index):
+            with torch.no_grad():
+                soft = teacher(x.to(teacher_device)).to(outputs.device)
+            return kd_loss(outputs, soft, y, t, a, t_squared=t_squared)
+
+    return train.fit(student, data, epochs, loss_fn=loss_fn, augment=augment, **fit_kwargs)
+
+
+# --------------------------------------------------------------------------- FitNets hints
+
+def feature_extractor(model: nn.Module, layer: str) -> nn.Sequential:
+    """The layers of a named ``nn.Sequential`` from the input up to and including ``layer`` (shared, not copied)."""
+    if not isinstance(model, nn.Sequential):
+        raise ValueError("feature_extractor needs an nn.Sequential with named layers (as cu.models builds)")
+    names = [name for name, _ in model.named_children()]
+    if layer not in names:
+        raise ValueError(f"no layer {layer!r} in the model; its layers are {names}")
+    keep = names[: names.index(layer) + 1]
+    return nn.Sequential(OrderedDict((name, getattr(model, name)) for name in keep))
+
+
+def hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor,
+              regressor: nn.Module | None = None) -> torch.Tensor:
+    """FitNets' hint loss: ``½ ‖r(student_features) − teacher_features‖²`` per example, averaged over the batch.
+
+    ``regressor`` (for example a ``nn.Linear``) maps the student's hidden layer
+    to the width of the teacher's; without it the two must already have the same
+    shape. Features are flattened per example.
+    """
+    guided = regressor(student_features) if regressor is not None else student_features
+    guided, target = guided.flatten(1), teacher_features.detach().flatten(1).to(guided.dtype)
+    if guided.shape != target.shape:
+        raise ValueError(f"the (regressed) student features have shape {tuple(guided.shape)} but the teacher's "
+                         f"{tuple(target.shape)}: give a regressor that maps one to the other")
+    return 0.5 * (guided - target).pow(2).sum(1).mean()
+
+
+def hint_stage(student: nn.Module, teacher: nn.Module | None, data, epochs: int, *, student_layer: str,
+               teacher_layer: str, teacher_features: torch.Tensor | None = None,
+               **fit_kwargs: Any) -> tuple[nn.Module, list[dict]]:
+    """FitNets' first stage: train the student up to ``student_layer`` plus a linear regressor to match the teacher.
+
+    The target is the teacher's output at ``teacher_layer`` (computed once over
+    the training split, or given as ``teacher_features``, one row per training
+    example). The student's lower layers are trained in place through
+    :func:`course_utils.train.fit` (``track_accuracy=False``, no validation: the
+    outputs are features, not class scores); the teacher is frozen. Follow with
+    :func:`distill` for the second stage. Returns ``(regressor, history)``.
+    """
+    train_split = _train_split(data)
+    lower = feature_extractor(student, student_layer)
+    if teacher is not None:
+        _prepare_teacher(teacher)
+    if teacher_features is None:
+        if teacher is None:
+            raise ValueError("give a teacher, or its precomputed teacher_features over the training split")
+        teacher_features = train.predict(feature_extractor(teacher, teacher_layer), train_split.x)
+    teacher_features = torch.as_tensor(teacher_features).flatten(1)
+    if teacher_features.shape[0] != len(train_split):
+        raise ValueError(f"teacher_features must have one row per training example ({len(train_split)}), "
+                         f"got {teacher_features.shape[0]}")
+    width = train.predict(lower, train_split.x[:1]).flatten(1).shape[1]
+    regressor = nn.Linear(width, teacher_features.shape[1])
+    model = nn.Sequential(OrderedDict([("student", lower), ("flatten", nn.Flatten()), ("regressor", regressor)]))
+
+    def loss_fn(outputs, y, x, index):
+        return hint_loss(outputs, teacher_features[index].to(outputs.device))
+
+    fit_kwargs.setdefault("track_accuracy", False)
+    fit_kwargs.setdefault("validate", False)
+    history = train.fit(model, train_split, epochs, loss_fn=loss_fn, **fit_kwargs)
+    return regressor, history
+
+
+# --------------------------------------------------------------------------- caching slow outputs
+
+class _Outputs(nn.Module):
+    """A module holding tensors as buffers, so that :func:`course_utils.checkpoints.load_or_train` can cache them."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]]):
+        super().__init__()
+        for key, shape in shapes.items():
+            self.register_buffer(key, torch.zeros(shape))
+
+
+def cached_outputs(model: nn.Module, splits, name: str, config: dict, layer: str | None = None,
+                   train_size: int | None = None, verbose: bool = True) -> dict[str, torch.Tensor]:
+    """``model``'s outputs (logits, or the flattened output of ``layer``) on train, val and test, cached.
+
+    Computing a CNN teacher's outputs over 55,000 images takes tens of seconds
+    on a CPU; they are computed once and stored with
+    :func:`course_utils.checkpoints.load_or_train` under ``name``. ``config``
+    must identify the model (for the teacher: its recipe); the layer, the
+    dataset and the sizes are added to it. ``train_size`` keeps only the first
+    examples of the training split. Returns ``{"train": ..., "val": ..., "test": ...}``.
+    """
+    source = model if layer is None else feature_extractor(model, layer)
+    n_train = len(splits.train) if train_size is None else min(int(train_size), len(splits.train))
+    parts = {"train": splits.train.x[:n_train], "val": splits.val.x, "test": splits.test.x}
+    width = train.predict(source, splits.train.x[:1]).flatten(1).shape[1]
+    shapes = {key: (len(x), width) for key, x in parts.items()}
+    config = {**config, "layer": layer, "dataset": cudata.dataset_name(splits),
+              "sizes": [shapes[k][0] for k in ("train", "val", "test")]}
+
+    def fill(table):
+        for key, x in parts.items():
+            getattr(table, key).copy_(train.predict(source, x).flatten(1))
+        return None
+
+    table = checkpoints.load_or_train(name, lambda: _Outputs(shapes), fill, config=config, verbose=verbose)
+    return {key: getattr(table, key).clone() for key in parts}
+
+
+def teacher_outputs(teacher_model: nn.Module, splits, layer: str | None = None, train_size: int | None = None,
+                    verbose: bool = True, **overrides) -> dict[str, torch.Tensor]:
+    """:func:`cached_outputs` of the course's teacher (:func:`teacher`), keyed by its recipe."""
+    recipe = {**TEACHER_RECIPE, **overrides}
+    suffix = "logits" if layer is None else f"{layer}-{train_size or 'all'}"
+    name = f"distill-teacher-{cudata.dataset_name(splits)}-{suffix}"
+    return cached_outputs(teacher_model, splits, name, {"teacher": recipe}, layer, train_size, verbose)
+
+
+# --------------------------------------------------------------------------- students, cached
+
+def _fingerprint(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | None = None,
+            teacher_logits: torch.Tensor | None = None, temperature: float | None = None,
+            alpha: float | None = None, t_squared: bool = True, lr: float = 1e-3, batch_size: int = 256,
+            schedule: str | None = "cosine", cache: bool = True, verbose: bool = False) -> nn.Module:
+    """An MLP student (``cu.models.mlp(hidden)``) trained on labels alone, or distilled when a teacher is given.
+
+    The same ``seed`` gives the same initial weights and the same batch order in
+    both cases, so "labels alone" and "distilled" differ only in the loss. With
+    ``cache=True`` the trained model is stored with
+    :func:`course_utils.checkpoints.load_or_train`; the config holds every
+    setting plus fingerprints of the training labels and of the teacher's
+    logits, so a different teacher or transfer set retrains.
+    """
+    hidden = tuple(int(h) for h in hidden)
+    train_split = _train_split(data)
+    distilled = teacher is not None or teacher_logits is not None
+    if distilled:
+        check_temperature(temperature)
+        check_alpha(alpha)
+        if teacher_logits is None:
+            teacher_logits = train.predict(_prepare_teacher(teacher), train_split.x)
+    fit_kwargs = dict(lr=lr, batch_size=batch_size, schedule=schedule, seed=seed)
+
+    def build():
+        train.set_seed(seed)
+        return _mlp(hidden, data)
+
+    def run(model):
+        if distilled:
+            return distill(model, teacher, data, epochs, temperature, alpha, teacher_logits=teacher_logits,
+                           t_squared=t_squared, **fit_kwargs)
+        return train.fit(model, data, epochs, **fit_kwargs)
+
+    if not cache:
+        model = build()
+        run(model)
+        return model.eval()
+    config = {"hidden": list(hidden), "epochs": epochs, **fit_kwargs,
+              "labels": _fingerprint(train_split.y), "train_size": len(train_split)}
+    if distilled:
+        config.update(temperature=float(temperature), alpha=float(alpha), t_squared=bool(t_squared),
+                      teacher_logits=_fingerprint(teacher_logits))
+    mode = "distilled" if distilled else "labels"
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"student-{'x'.join(map(str, hidden))}-{mode}-{digest}"
+    return checkpoints.load_or_train(name, build, run, config=config, verbose=verbose)
+
+
+def _mlp(hidden, data) -> nn.Module:
+    from .models import mlp
+
+    classes = len(data.classes) if hasattr(data, "classes") else 10
+    return mlp(hidden, classes=classes)
+
+
+# --------------------------------------------------------------------------- measuring
+
+def count_errors(model_or_logits, split: cudata.Split) -> int:
+    """Misclassified examples of ``split``: pass a model, or its logits over the split (one row per example)."""
+    logits = model_or_logits if isinstance(model_or_logits, torch.Tensor) else train.predict(model_or_logits, split.x)
+    if logits.shape[0] != len(split):
+        raise ValueError(f"{logits.shape[0]} rows of logits for a split of {len(split)} examples")
+    return int((logits.argmax(1) != split.y).sum())
+
+
+def gap_closed(labels_errors: float, distilled_errors: float, teacher_errors: float) -> float:
+    """Fraction of the gap between the student on labels alone and the teacher that distillation closes.
+
+    ``(labels − distilled) / (labels − teacher)``: 1 means the distilled student
+    is as good as the teacher, 0 that distillation changed nothing, below 0 that it hurt.
+    """
+    gap = labels_errors - teacher_errors
+    if gap <= 0:
+        raise ValueError(f"no gap to close: the student on labels alone ({labels_errors}) is not worse than "
+                         f"the teacher ({teacher_errors})")
+    return (labels_errors - distilled_errors) / gap
+
+
+def best_class_bias(logits: torch.Tensor, labels: torch.Tensor, cls: int, candidates) -> tuple[float, float]:
+    """The bias added to class ``cls``'s logit that maximises accuracy on (validation) ``logits``/``labels``.
+
+    Returns ``(bias, accuracy)``; among equally good biases the one closest to zero wins.
+    """
+    candidates = [float(b) for b in candidates]
+    if not candidates:
+        raise ValueError("give at least one candidate bias")
+    if not 0 <= cls < logits.shape[1]:
+        raise ValueError(f"class {cls} does not exist: the logits have {logits.shape[1]} classes")
+    best = None
+    for b in sorted(candidates, key=abs):
+        shifted = logits.clone()
+        shifted[:, cls] += b
+        acc = (shifted.argmax(1) == labels).float().mean().item()
+        if best is None or acc > best[1]:
+            best = (b, acc)
+    return best
+
+
+# --------------------------------------------------------------------------- the picture behind the slider
+
+def soft_target_figure(logits: torch.Tensor, temperatures, classes=None, images: torch.Tensor | None = None,
+                       titles=None):
+    """Bar charts of ``softmax(logits / T)``: one row per example, one column per temperature.
+
+    ``logits`` is one example (a vector) or several (rows); ``temperatures`` one
+    number or a list. With ``images`` the example's picture is drawn on the
+    left of its row. Each chart shows the probability of every class (the top
+    class in orange) and names the runner-up with its probability: the "dark
+    knowledge" that grows with the temperature.
+    Returns the matplotlib figure (the notebook's temperature slider redraws it).
+    """
+    import matplotlib.pyplot as plt
+
+    logits = torch.as_tensor(logits, dtype=torch.float32)
+    if logits.dim() == 1:
+        logits = logits[None]
+    temps = [check_temperature(t) for t in (temperatures if isinstance(temperatures, (list, tuple))
+                                             else [temperatures])]
+    classes = [str(c) for c in (classes if classes is not None else range(logits.shape[1]))]
+    if len(classes) != logits.shape[1]:
+        raise ValueError(f"{len(classes)} class names for {logits.shape[1]} logits")
+    extra = 1 if images is not None else 0
+    rows, cols = logits.shape[0], len(temps) + extra
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * extra + 3.2 * len(temps), 2.2 * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": [0.5] * extra + [1] * len(temps)})
+    for r in range(rows):
+        if images is not None:
+            ax = axes[r, 0]
+            ax.imshow(images[r].detach().cpu().squeeze(0).numpy(), cmap="gray_r")
+            ax.axis("off")
+            if titles is not None:
+                ax.set_title(str(titles[r]), fontsize=9)
+        for c, t in enumerate(temps):
+            ax = axes[r, c + extra]
+            p = soft_targets(logits[r], t)
+            top = int(p.argmax())
+            colors = ["tab:orange" if i == top else "tab:blue" for i in range(len(classes))]
+            ax.bar(classes, p.tolist(), color=colors)
+            ax.set_ylim(0, 1)
+            ax.set_title(f"T = {t:g}", fontsize=9)
+            ax.tick_params(labelsize=8)
+            runner_up = int(p.clone().index_fill_(0, torch.tensor([top]), -1).argmax())
+            ax.text(0.98, 0.95, f"runner-up {classes[runner_up]}: {p[runner_up]:.2g}", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,83 @@
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+import course_utils as cu
+from conftest import blobs
+
+
+def test_macs_of_known_networks():
+    assert cu.metrics.macs(cu.models.mlp()) == 784 * 300 + 300 * 100 + 100 * 10
+    # LeNet-5: conv1 28·28·6·25, conv2 10·10·16·6·25, then 400·120 + 120·84 + 84·10
+    assert cu.metrics.macs(cu.models.lenet5()) == 117_600 + 240_000 + 48_000 + 10_080 + 840
+    assert cu.metrics.macs(nn.Sequential(nn.Linear(8, 4)), input_shape=(8,)) == 32
+
+
+def test_masked_model_counts_zeros_but_keeps_its_macs():
+    model = cu.models.mlp(hidden=(20, 10))
+    prune.l1_unstructured(model.fc1, "weight", amount=0.5)
+    assert cu.metrics.count_parameters(model) == cu.metrics.count_parameters(cu.models.mlp(hidden=(20, 10)))
+    zeros = 784 * 20 // 2
+    assert cu.metrics.count_nonzero(model) == cu.metrics.count_parameters(model) - zeros
+    per_layer = cu.metrics.layer_sparsity(model)
+    assert per_layer["fc1"] == pytest.approx(0.5) and per_layer["fc2"] == 0.0
+    total = 784 * 20 + 20 * 10 + 10 * 10
+    assert cu.metrics.sparsity(model) == pytest.approx(zeros / total)
+    assert cu.metrics.macs(model) == total  # dense kernels multiply the zeros too
+
+
+def test_effective_state_dict_merges_masks():
+    model = cu.models.mlp(hidden=(20,))
+    prune.random_unstructured(model.fc1, "weight", amount=0.3)
+    state = cu.metrics.effective_state_dict(model)
+    assert set(state) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    assert torch.equal(state["fc1.weight"], model.fc1.weight_orig * model.fc1.weight_mask)
+
+
+def test_state_dict_size_raw_tracks_parameters_and_zeros_compress():
+    dense = cu.models.mlp(hidden=(100,))
+    size = cu.metrics.state_dict_size(dense)
+    n = cu.metrics.count_parameters(dense)
+    assert 4 * n < size.raw < 4 * n + 4096  # float32 plus a small container overhead
+    assert size.compressed > 0.85 * size.raw  # random float weights barely compress
+    zeros = cu.models.mlp(hidden=(100,))
+    prune.l1_unstructured(zeros.fc1, "weight", amount=0.9)
+    masked = cu.metrics.state_dict_size(zeros)
+    assert masked.raw == pytest.approx(size.raw, rel=0.01)  # masks do not shrink the raw file
+    assert masked.compressed < 0.35 * size.compressed
+
+
+def test_latency_reports_a_positive_median_with_its_settings():
+    model = cu.models.mlp(hidden=(32,))
+    t = cu.metrics.latency(model, batch_size=8, threads=1, min_run_time=0.05)
+    assert t.median > 0 and t.iqr >= 0 and t.batch_size == 8 and t.threads == 1 and t.repeats >= 15
+    big = cu.metrics.latency(cu.models.mlp(hidden=(2000, 2000)), batch_size=64, threads=1, min_run_time=0.05)
+    assert big.median > 5 * t.median  # ~250x the arithmetic should be clearly slower
+    with pytest.raises(ValueError, match="batch_size"):
+        cu.metrics.latency(model, batch_size=0)
+
+
+def test_summary_row_and_tables():
+    data = blobs(dim=8)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    cu.train.fit(model, data, 3, lr=1e-2)
+    row = cu.metrics.summary(model, data, name="tiny", batch_sizes=(1, 4), min_run_time=0.02)
+    expected_acc = cu.train.evaluate(model, data.test).accuracy
+    assert row["model"] == "tiny" and row["test_acc"] == expected_acc
+    assert row["test_errors"] == round((1 - expected_acc) * len(data.test))
+    assert row["params"] == 8 * 16 + 16 + 16 * 3 + 3 and row["macs"] == 8 * 16 + 16 * 3
+    assert row["latency_ms_b1"] > 0 and row["latency_ms_b4"] > 0 and row["threads"] >= 1
+    text = str(cu.metrics.table([row]))
+    assert "tiny" in text and f"{100 * expected_acc:.2f}%" in text and "195" in text  # params formatted
+    smaller = dict(row, model="half", params=row["params"] // 2, test_acc=row["test_acc"] - 0.01)
+    comparison = str(cu.metrics.compare(row, smaller))
+    assert "2.01× smaller" in comparison and "-1.00 points" in comparison
+    assert "<table>" in cu.metrics.table([row])._repr_html_()
+    with pytest.raises(ValueError, match="no rows"):
+        cu.metrics.table([])
+
+
+def test_sparsity_needs_prunable_layers():
+    with pytest.raises(ValueError, match="no Linear or Conv2d"):
+        cu.metrics.sparsity(nn.Sequential(nn.ReLU()))

@@ -1,0 +1,213 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import course_utils as cu
+from conftest import NoTestSplit, blobs
+
+
+def tiny_model(dim=8, classes=3, hidden=16):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+
+def test_fit_learns_a_separable_problem_and_reports_each_epoch():
+    data = blobs()
+    model = tiny_model()
+    before = cu.train.evaluate(model, data.val)
+    history = cu.train.fit(model, data, epochs=5, lr=1e-2, batch_size=32)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5]
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    after = cu.train.evaluate(model, data.val)
+    assert after.accuracy > 0.95 > before.accuracy
+    assert math.isclose(after.accuracy, history[-1]["val_acc"]) and after.loss < before.loss
+    assert not model.training
+
+
+def test_fit_on_a_single_split_has_no_validation_columns():
+    data = blobs()
+    history = cu.train.fit(tiny_model(), data.train, epochs=1)
+    assert "val_acc" not in history[0]
+
+
+def test_fit_never_reads_the_test_split():
+    cu.train.fit(tiny_model(), NoTestSplit(blobs()), epochs=2)
+
+
+def test_same_seed_same_weights_and_different_seed_differs():
+    data = blobs()
+    a, b, c = tiny_model(), tiny_model(), tiny_model()
+    cu.train.fit(a, data, 2, seed=7)
+    cu.train.fit(b, data, 2, seed=7)
+    cu.train.fit(c, data, 2, seed=8)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_sgd_and_cosine_schedule_end_at_zero_learning_rate():
+    data = blobs()
+    seen = []
+    opt_holder = {}
+
+    def make(params):
+        opt_holder["opt"] = torch.optim.SGD(params, lr=0.1)
+        return opt_holder["opt"]
+
+    cu.train.fit(tiny_model(), data, 2, optimizer=make, schedule="cosine",
+                 after_step=lambda m: seen.append(opt_holder["opt"].param_groups[0]["lr"]))
+    assert seen[0] < 0.1 and seen[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_penalty_values_follow_the_formulas():
+    model = tiny_model()
+    weights = [model[0].weight, model[2].weight]  # biases are not penalised
+    assert cu.train.penalty_value(model, "l1").item() == pytest.approx(sum(w.abs().sum().item() for w in weights))
+    assert cu.train.penalty_value(model, "l2").item() == pytest.approx(sum(w.pow(2).sum().item() for w in weights))
+
+
+def test_l1_penalty_drives_many_weights_near_zero_and_l2_shrinks_them():
+    data = blobs()
+    plain, l1, l2 = tiny_model(), tiny_model(), tiny_model()
+    settings = dict(epochs=8, lr=0.1, optimizer="sgd")
+    cu.train.fit(plain, data, **settings)
+    cu.train.fit(l1, data, **settings, penalty="l1", penalty_weight=2e-2)
+    cu.train.fit(l2, data, **settings, penalty="l2", penalty_weight=2e-2)
+    small = lambda m: (m[0].weight.abs() < 0.05).float().mean().item()  # noqa: E731
+    assert small(l1) > 0.4 and small(l1) > 2 * small(plain)
+    assert cu.train.penalty_value(l2, "l2") < 0.7 * cu.train.penalty_value(plain, "l2")
+    assert cu.train.evaluate(l1, data.val).accuracy > 0.9  # sparse, and still right
+
+
+def test_loss_fn_receives_the_batch_index_and_hooks_run_as_documented():
+    data = blobs()
+    calls = {"loss": 0, "step": 0, "epoch": []}
+
+    def loss_fn(out, y, x, index):
+        assert torch.equal(data.train.y[index], y) and torch.equal(data.train.x[index], x)
+        calls["loss"] += 1
+        return nn.functional.cross_entropy(out, y)
+
+    cu.train.fit(tiny_model(), data, 3, batch_size=50, loss_fn=loss_fn,
+                 after_step=lambda m: calls.__setitem__("step", calls["step"] + 1),
+                 after_epoch=lambda m, e: calls["epoch"].append(e))
+    steps = 3 * math.ceil(len(data.train) / 50)
+    assert calls["loss"] == steps and calls["step"] == steps and calls["epoch"] == [1, 2, 3]
+
+
+def test_callable_penalty_is_added_to_the_loss():
+    data = blobs()
+    plain, penalised = tiny_model(), tiny_model()
+    cu.train.fit(plain, data, 3, lr=0.01, optimizer="sgd")
+    cu.train.fit(penalised, data, 3, lr=0.01, optimizer="sgd",
+                 penalty=lambda m: m[2].bias.pow(2).sum(), penalty_weight=10.0)
+    assert penalised[2].bias.abs().max() < 0.3 * plain[2].bias.abs().max()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epochs=0), "epochs"), (dict(epochs=-1), "epochs"), (dict(epochs=1.5), "epochs"),
+    (dict(epochs=True), "epochs"), (dict(epochs=1, lr=0), "lr"), (dict(epochs=1, lr=-1e-3), "lr"),
+    (dict(epochs=1, lr=float("nan")), "lr"), (dict(epochs=1, penalty="l3"), "penalty"),
+    (dict(epochs=1, optimizer="rmsprop"), "optimizer"), (dict(epochs=1, schedule="step"), "schedule"),
+    (dict(epochs=1, penalty="l1", penalty_weight=-1), "penalty_weight"),
+])
+def test_bad_arguments_are_refused_before_training(kwargs, match):
+    model = tiny_model()
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=match):
+        cu.train.fit(model, blobs(), **kwargs)
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+
+
+def test_fit_refuses_data_that_is_not_a_split():
+    with pytest.raises(ValueError, match="Splits"):
+        cu.train.fit(tiny_model(), [1, 2, 3], 1)
+
+
+def test_evaluate_on_a_hand_built_model():
+    split = cu.data.Split(torch.eye(3), torch.tensor([0, 1, 1]))
+    model = nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3) * 10)  # predicts the position of the one: 0, 1, 2
+    result = cu.train.evaluate(model, split)
+    assert result.accuracy == pytest.approx(2 / 3)
+    expected = nn.functional.cross_entropy(torch.eye(3) * 10, split.y).item()
+    assert result.loss == pytest.approx(expected)
+    with pytest.raises(ValueError, match="empty"):
+        cu.train.evaluate(model, cu.data.Split(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)))
+
+
+def test_predict_keeps_the_training_mode_and_batches():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))
+    model.train()
+    x = torch.randn(10, 3)
+    out = cu.train.predict(model, x, batch_size=3)
+    assert out.shape == (10, 3) and model.training
+    assert torch.equal(out, cu.train.predict(model, x))  # dropout off in eval mode
+
+
+def test_default_device_is_cpu_here_and_set_seed_is_reproducible():
+    assert cu.train.default_device().type in ("cpu", "cuda", "mps")
+    g = cu.train.set_seed(3)
+    a = torch.rand(3, generator=g), torch.rand(3)
+    g = cu.train.set_seed(3)
+    b = torch.rand(3, generator=g), torch.rand(3)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+# ---------------------------------------------------------------- evaluate_and_restore
+
+
+def _restore_setup():
+    data = blobs()
+    model = tiny_model()
+    cu.train.fit(model, data, 5, lr=1e-2)
+    model.size_left = 1.0
+
+    def candidates(m):
+        yield "harmful"   # zeroes the output layer: accuracy falls to chance
+        yield "harmless"  # removes nothing that matters
+
+    def apply(m, candidate):
+        if candidate == "harmful":
+            with torch.no_grad():
+                m[2].weight.zero_()
+                m[2].bias.zero_()
+        m.size_left -= 0.25
+        return m
+
+    return data, model, candidates, apply
+
+
+def test_evaluate_and_restore_restores_a_harmful_change_and_keeps_a_harmless_one():
+    data, model, candidates, apply = _restore_setup()
+    final, log = cu.train.evaluate_and_restore(
+        model, NoTestSplit(data), candidates=candidates, apply=apply, size=lambda m: m.size_left,
+        target=0.5, tolerance=0.01)
+    decisions = [(row["round"], row["candidate"], row["decision"]) for row in log]
+    assert decisions == [(1, "harmful", "restored"), (1, "harmless", "kept"),
+                         (2, "harmful", "restored"), (2, "harmless", "kept")]
+    assert log[-1]["stop"] == "target reached" and final.size_left == 0.5
+    assert model.size_left == 1.0  # the original is untouched
+    assert cu.train.evaluate(final, data.val).accuracy >= log[0]["reference_val_acc"] - 0.01
+    assert log[0]["val_acc"] < 0.5  # the harmful trial really was bad
+
+
+def test_evaluate_and_restore_stops_when_nothing_can_be_removed():
+    data, model, _, apply = _restore_setup()
+    finetuned = []
+    final, log = cu.train.evaluate_and_restore(
+        model, data, candidates=lambda m: iter(["harmful"]), apply=apply, size=lambda m: m.size_left,
+        target=0.0, tolerance=0.01, finetune=lambda m: finetuned.append(m))
+    assert [row["decision"] for row in log] == ["restored"]
+    assert "nothing more" in log[-1]["stop"] and final is model and len(finetuned) == 1
+
+
+def test_evaluate_and_restore_refuses_bad_targets():
+    data, model, candidates, apply = _restore_setup()
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="target"):
+            cu.train.evaluate_and_restore(model, data, candidates=candidates, apply=apply,
+                                          size=lambda m: 1.0, target=bad)
