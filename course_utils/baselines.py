@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import checkpoints, data, models, train
 
-__all__ = ["lenet300_100", "lenet5", "RECIPES"]
+__all__ = ["RECIPES", "lenet300_100", "lenet5", "training_history"]
 
 RECIPES = {
     "lenet300-100": dict(epochs=8, lr=1e-3, batch_size=128, schedule="cosine", seed=0),
@@ -40,3 +40,10 @@ def lenet300_100(splits, verbose: bool = True, **overrides):
 def lenet5(splits, verbose: bool = True, **overrides):
     """Dense LeNet-5 trained with Adam (6 epochs, batch 256, cosine decay)."""
     return _cached("lenet5", models.lenet5, splits, verbose, **overrides)
+
+
+def training_history(kind: str, splits) -> list[dict]:
+    """The per-epoch history stored with a cached baseline (``kind`` is ``"lenet300-100"`` or ``"lenet5"``)."""
+    if kind not in RECIPES:
+        raise ValueError(f"unknown baseline {kind!r}: choose one of {', '.join(RECIPES)}")
+    return checkpoints.meta(f"{kind}-{data.dataset_name(splits)}")["history"]

@@ -335,7 +335,7 @@ class _Outputs(nn.Module):
     def __init__(self, shapes: dict[str, tuple[int, ...]]):
         super().__init__()
         for key, shape in shapes.items():
-            self.register_buffer(key, torch.zeros(shape))
+            self.register_buffer(f"{key}_outputs", torch.zeros(shape))
 
 
 def cached_outputs(model: nn.Module, splits, name: str, config: dict, layer: str | None = None,
@@ -359,11 +359,11 @@ def cached_outputs(model: nn.Module, splits, name: str, config: dict, layer: str
 
     def fill(table):
         for key, x in parts.items():
-            getattr(table, key).copy_(train.predict(source, x).flatten(1))
+            getattr(table, f"{key}_outputs").copy_(train.predict(source, x).flatten(1))
         return None
 
     table = checkpoints.load_or_train(name, lambda: _Outputs(shapes), fill, config=config, verbose=verbose)
-    return {key: getattr(table, key).clone() for key in parts}
+    return {key: getattr(table, f"{key}_outputs").clone() for key in parts}
 
 
 def teacher_outputs(teacher_model: nn.Module, splits, layer: str | None = None, train_size: int | None = None,

@@ -101,7 +101,7 @@ def _check_model(model) -> list[tuple[str, nn.Module]]:
             f"cannot follow a {type(model).__name__}: hard pruning here works on a plain nn.Sequential, whose layers "
             "run one after the other; a custom forward() may add skip connections or reuse layers, and removing "
             "neurons from it could give a silently wrong model")
-    return list(model.named_children())
+    return list(model._modules.items())  # not named_children(): it hides a module used twice
 
 
 def _layer_names(children) -> list[str]:

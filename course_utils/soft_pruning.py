@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Iterable, Mapping, Sequence
 
 import torch
@@ -55,13 +56,17 @@ __all__ = [
     "layer_sparsity",
     "magnitude_masks",
     "magnitude_prune",
+    "mask_zeros",
     "matmul_latency",
     "preview",
+    "prune_filters",
+    "refresh",
     "remove_masks",
     "restore_loop",
     "soft_filter_prune",
     "sparsity",
     "storage",
+    "sweep",
     "to_sparse",
 ]
 
@@ -265,6 +270,17 @@ def remove_masks(model: nn.Module) -> nn.Module:
             if isinstance(hook, prune.BasePruningMethod):
                 prune.remove(module, hook._tensor_name)
     return model
+
+
+def mask_zeros(model: nn.Module, layers: Iterable[str] | str | None = None) -> nn.Module:
+    """Mask the weights that are exactly zero now (in place), so that training keeps them at zero.
+
+    For a pruned model loaded from a checkpoint (which stores plain weights
+    with zeros): it gets its masks back.
+    """
+    chosen = _select_layers(model, layers)
+    refresh(model)
+    return apply_masks(model, {n: (m.weight.detach() != 0).to(m.weight.dtype) for n, m in chosen.items()})
 
 
 @torch.no_grad()
@@ -490,85 +506,86 @@ def filter_norms(module: nn.Module) -> torch.Tensor:
     return w.reshape(w.shape[0], -1).norm(dim=1)
 
 
+def prune_filters(model: nn.Module, amount: float, layers: Iterable[str] | str | None = None,
+                  hard: bool = False) -> dict[str, list[int]]:
+    """Zero the ``round(amount × filters)`` filters of smallest L2 norm in each layer (in place).
+
+    ``layers`` defaults to every Conv2d layer. With ``hard=True`` the zeroed
+    filters are masked (they get no gradient and stay zero); otherwise they are
+    only set to zero and stay trainable, as in soft filter pruning. Returns the
+    indices of the zeroed filters of each layer.
+    """
+    amount = _check_fraction(amount)
+    if layers is None:
+        chosen = {n: m for n, m in _select_layers(model).items() if isinstance(m, nn.Conv2d)}
+        if not chosen:
+            raise ValueError("the model has no Conv2d layer: name the layers to prune with layers=[...]")
+    else:
+        chosen = _select_layers(model, layers)
+    zeroed: dict[str, list[int]] = {}
+    masks = {}
+    for name, module in chosen.items():
+        norms = filter_norms(module)
+        k = round(amount * norms.numel())
+        idx = torch.topk(norms, k, largest=False).indices if k else torch.empty(0, dtype=torch.long)
+        zeroed[name] = sorted(int(i) for i in idx)
+        mask = torch.ones_like(module.weight)
+        mask[idx] = 0
+        masks[name] = mask
+    if hard:
+        apply_masks(model, masks)
+    else:  # soft: set the filters to zero but leave them trainable
+        with torch.no_grad():
+            for name, module in chosen.items():
+                (module.weight_orig if is_masked(module) else module.weight).mul_(masks[name])
+                _refresh(module)
+    return zeroed
+
+
 def soft_filter_prune(model: nn.Module, data, amount: float, epochs: int, *, hard: bool = False,
                       layers: Iterable[str] | str | None = None, lr: float = 1e-3, seed: int = 0,
                       **fit_kwargs) -> tuple[nn.Module, list[dict]]:
     """Soft filter pruning (He et al. 2018), or its hard counterpart, on a copy of ``model``.
 
-    At the start and at the end of every epoch, the ``round(amount × filters)``
-    filters with the smallest L2 norm in each chosen conv layer (default: all
-    Conv2d layers) are zeroed.
+    Before training and at the end of every epoch, :func:`prune_filters` zeroes
+    the ``round(amount × filters)`` filters of smallest L2 norm in each chosen
+    layer (default: every Conv2d layer). Training goes through ``cu.train.fit``.
 
     * soft (``hard=False``): the zeroed filters stay trainable, so the gradient
-      can grow them back, and a filter zeroed at one step may be kept at the
+      can grow them back, and a filter zeroed at one epoch may be spared at the
       next (it *came back*). After the last epoch the zeroed filters are masked.
     * hard (``hard=True``): the zeroed filters are masked at once; a masked
       filter gets no gradient, stays zero and is chosen again every time.
 
     Only the filters' weights are zeroed, as in the paper: a zeroed filter's
-    bias leaves a constant channel, which could be folded into the next
-    layer's bias when the filter is removed. Returns ``(pruned model, log)``; the
-    log has, for each pruning, the epoch, the zeroed filters of each layer, the
-    filters that came back since the previous pruning, and the validation accuracy.
+    bias leaves a constant channel, which would be folded into the next
+    layer's bias when the filter is removed. Returns ``(pruned model, log)``: one
+    row per pruning with the epoch, the zeroed filters of each layer, the
+    filters that came back since the previous pruning, and the validation
+    accuracy right after the pruning.
     """
     amount = _check_fraction(amount)
     _check_positive_int(epochs, "epochs")
     for key in ("after_step", "after_epoch"):
         if key in fit_kwargs:
             raise ValueError(f"soft_filter_prune sets {key} itself; do not pass it")
-    if layers is None:
-        chosen = {n: m for n, m in _select_layers(model).items() if isinstance(m, nn.Conv2d)}
-        if not chosen:
-            raise ValueError("the model has no Conv2d layer: name the layers to prune with layers=[...]")
-        names = list(chosen)
-    else:
-        names = list(_select_layers(model, layers))
     model = refresh(copy.deepcopy(model))
     log: list[dict] = []
-    previous: dict[str, set[int]] = {}
 
-    def prune_filters(m, epoch: int, final: bool = False):
-        layers_now = prunable_layers(m)
-        zeroed: dict[str, list[int]] = {}
-        masks = {}
-        for name in names:
-            module = layers_now[name]
-            norms = filter_norms(module)
-            k = round(amount * norms.numel())
-            chosen_idx = torch.topk(norms, k, largest=False).indices if k else torch.empty(0, dtype=torch.long)
-            zeroed[name] = sorted(int(i) for i in chosen_idx)
-            mask = torch.ones_like(module.weight)
-            mask[chosen_idx] = 0
-            masks[name] = mask
-        if hard or final:
-            apply_masks(m, masks)
-        else:  # soft: zero the filters but leave them trainable
-            with torch.no_grad():
-                for name in names:
-                    module = layers_now[name]
-                    (module.weight_orig if is_masked(module) else module.weight).mul_(masks[name])
-                    _refresh(module)
-        row = {"epoch": epoch, "mode": "hard" if hard else "soft", "zeroed": zeroed,
-               "came_back": {n: sorted(previous.get(n, set()) - set(zeroed[n])) for n in names}}
-        previous.clear()
-        previous.update({n: set(v) for n, v in zeroed.items()})
-        log.append(row)
+    def step(m, epoch: int):
+        zeroed = prune_filters(m, amount, layers, hard=hard or epoch == epochs)
+        before = log[-1]["zeroed"] if log else {}
+        log.append({"epoch": epoch, "mode": "hard" if hard else "soft", "zeroed": zeroed,
+                    "came_back": {n: sorted(set(before.get(n, [])) - set(z)) for n, z in zeroed.items()},
+                    "val_acc": None})
 
-    prune_filters(model, 0)
-    log[-1]["val_acc"] = train.evaluate(model, data.val).accuracy
-
-    def after_epoch(m, epoch):
-        prune_filters(m, epoch, final=(epoch == epochs))
-
-    history = train.fit(model, data, epochs, lr=lr, after_epoch=after_epoch,
-                        after_step=enforce_masks if hard else None, seed=seed, **fit_kwargs)
+    step(model, 0)
+    log[0]["val_acc"] = train.evaluate(model, data.val).accuracy
+    history = train.fit(model, data, epochs, lr=lr, after_epoch=step, after_step=enforce_masks if hard else None,
+                        seed=seed, **fit_kwargs)
     for row, h in zip(log[1:], history):
         row["val_acc"] = h.get("val_acc")
     refresh(model)
-    if any(r.get("val_acc") is None for r in log):
-        for r in log:
-            if r.get("val_acc") is None:
-                r["val_acc"] = float("nan")
     return model, log
 
 
@@ -582,10 +599,13 @@ class SparseLinear(nn.Module):
     def __init__(self, linear: nn.Linear):
         super().__init__()
         w = linear.weight.detach()
-        csr = w.to_sparse_csr()
+        with warnings.catch_warnings():  # PyTorch says once per process that sparse CSR is a beta feature
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            csr = w.to_sparse_csr()
+            weight = torch.sparse_csr_tensor(csr.crow_indices().to(torch.int32), csr.col_indices().to(torch.int32),
+                                             csr.values(), tuple(w.shape), check_invariants=True)
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.register_buffer("weight", torch.sparse_csr_tensor(
-            csr.crow_indices().to(torch.int32), csr.col_indices().to(torch.int32), csr.values(), tuple(w.shape)))
+        self.register_buffer("weight", weight)
         self.bias = nn.Parameter(linear.bias.detach().clone()) if linear.bias is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -670,6 +690,38 @@ def matmul_latency(sparsities: Sequence[float], out_features: int = 300, in_feat
         rows.append({"sparsity": s, "dense_ms": dense_t.median * 1e3, "csr_ms": sparse_t.median * 1e3,
                      "csr_speedup": dense_t.median / sparse_t.median, "batch_size": batch_size,
                      "threads": threads, "shape": f"{out_features}x{in_features}"})
+    return rows
+
+
+def sweep(model: nn.Module, data, sparsities: Sequence[float], scope: str = "layer", finetune_epochs: int = 0,
+          train_size: int | None = None, lr: float = 3e-4, seed: int = 0, **fit_kwargs) -> list[dict]:
+    """Magnitude-prune copies of ``model`` to each sparsity and measure them on the validation split.
+
+    Each row has the scope, the sparsity, ``val_acc`` right after pruning and,
+    when ``finetune_epochs > 0``, ``val_acc_finetuned`` after that many epochs
+    of ``cu.train.fit`` on the first ``train_size`` training images, with the
+    masks kept. ``model`` is not modified.
+    """
+    values = [_check_fraction(s, "sparsity") for s in sparsities]
+    if not values:
+        raise ValueError("sparsities is empty: give at least one fraction in [0, 1]")
+    _check_scope(scope)
+    if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
+        raise ValueError(f"finetune_epochs must be an integer >= 0, got {finetune_epochs!r}")
+    if train_size is not None:
+        _check_positive_int(train_size, "train_size")
+    _select_layers(model)
+    tune_data = data._replace(train=data.train.subset(train_size)) if train_size else data
+    base = refresh(copy.deepcopy(model))
+    rows = []
+    for s in values:
+        pruned = magnitude_prune(copy.deepcopy(base), s, scope)
+        row = {"scope": scope, "sparsity": sparsity(pruned), "val_acc": train.evaluate(pruned, data.val).accuracy}
+        if finetune_epochs:
+            train.fit(pruned, tune_data, finetune_epochs, lr=lr, seed=seed, after_step=enforce_masks,
+                      validate=False, **fit_kwargs)
+            row["val_acc_finetuned"] = train.evaluate(refresh(pruned), data.val).accuracy
+        rows.append(row)
     return rows
 
 

@@ -14,10 +14,38 @@ def __getattr__(name):
     raise AttributeError(f"module 'course_utils.checks' has no attribute {name!r}")
 
 
-def report(ok: bool, message: str) -> bool:
-    """Print the verdict in one line and return it."""
+class Verdict:
+    """The result of a check: true or false like a bool, and silent as a cell's last value.
+
+    The message is printed once by :func:`report`; a notebook cell that ends
+    with a check shows that line and no extra ``Out[...]: True``.
+    """
+
+    __slots__ = ("ok", "message")
+
+    def __init__(self, ok: bool, message: str):
+        self.ok, self.message = bool(ok), message
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other) -> bool:
+        return self.ok == bool(other)
+
+    def __hash__(self) -> int:
+        return hash(self.ok)
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.ok}, {self.message!r})"
+
+    def _ipython_display_(self) -> None:  # already printed by report()
+        pass
+
+
+def report(ok: bool, message: str) -> Verdict:
+    """Print the verdict in one line and return it (truthy when correct)."""
     print(("Correct: " if ok else "Not yet: ") + message)
-    return ok
+    return Verdict(ok, message)
 
 
 def run_safely(fn, *args, **kwargs):

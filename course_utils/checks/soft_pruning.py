@@ -1,0 +1,101 @@
+"""Checks for the exercises of notebook 02 (soft pruning). Each returns True/False and never raises."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import report, run_safely
+
+__all__ = ["check_cubic_schedule", "check_global_threshold"]
+
+
+def _weights(seed: int = 0) -> list[torch.Tensor]:
+    """Three 'layers' with different scales, so a global threshold differs from every per-layer one."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(30, 40, generator=g) * 0.05, torch.randn(20, 30, generator=g) * 0.2,
+            torch.randn(10, 20, generator=g) * 0.6]
+
+
+def _expected_threshold(weights: list[torch.Tensor], amount: float) -> float:
+    magnitudes = torch.cat([w.abs().flatten() for w in weights])
+    return magnitudes.kthvalue(round(amount * magnitudes.numel())).values.item()
+
+
+def _as_float(value):
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            return None
+        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def check_global_threshold(fn) -> bool:
+    """``fn(weights, amount)``: the magnitude t such that zeroing every |w| <= t over all layers together
+    zeroes the fraction ``amount`` of all the weights."""
+    if not callable(fn):
+        return report(False, "define a function global_threshold(weights, amount) and pass it to the check")
+    for seed, amount in ((0, 0.5), (1, 0.9), (2, 0.25)):
+        weights = _weights(seed)
+        result, error = run_safely(fn, [w.clone() for w in weights], amount)
+        if error:
+            return report(False, f"your function raised {error}")
+        if result is None or result is Ellipsis:
+            return report(False, "global_threshold returned nothing yet: replace the ... / None with your code")
+        value = _as_float(result)
+        if value is None:
+            return report(False, f"return one number (a float or a one-element tensor), got {type(result).__name__}")
+        expected = _expected_threshold(weights, amount)
+        if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        per_layer = [_expected_threshold([w], amount) for w in weights]
+        if any(math.isclose(value, t, rel_tol=1e-6) for t in per_layer):
+            return report(False, "that is the threshold of one layer on its own; concatenate the magnitudes of "
+                                 "all layers (torch.cat of w.abs().flatten()) and take one threshold for all")
+        flat = torch.cat([w.abs().flatten() for w in weights])
+        zeroed = (flat <= value).float().mean().item()
+        signed = torch.cat([w.flatten() for w in weights])
+        if math.isclose(value, signed.kthvalue(round(amount * signed.numel())).values.item(), rel_tol=1e-6):
+            return report(False, "rank the magnitudes |w|, not the signed values: use w.abs()")
+        return report(False, f"with amount={amount} your threshold zeroes {zeroed:.1%} of all weights "
+                             f"(want {amount:.0%}); take the k-th smallest magnitude with k = round(amount * n)")
+    return report(True, "one threshold over all layers: the k-th smallest |w| of all the weights together, "
+                        "so layers full of small weights lose more than the others")
+
+
+def check_cubic_schedule(fn) -> bool:
+    """``fn(step, total_steps, final, initial=0.0)``: Zhu & Gupta's s_t = s_f + (s_i - s_f)(1 - t/n)^3."""
+    if not callable(fn):
+        return report(False, "define a function cubic(step, total_steps, final, initial=0.0) and pass it to the check")
+    cases = [(t, 10, 0.9, 0.0) for t in (0, 1, 3, 5, 8, 10)] + [(t, 4, 0.95, 0.5) for t in (0, 2, 4)]
+    for t, n, final, initial in cases:
+        result, error = run_safely(fn, t, n, final, initial)
+        if error:
+            return report(False, f"cubic({t}, {n}, {final}, {initial}) raised {error}")
+        if result is None or result is Ellipsis:
+            return report(False, "cubic returned nothing yet: replace the ... / None with your code")
+        value = _as_float(result)
+        if value is None:
+            return report(False, f"return one number, got {type(result).__name__}")
+        expected = final + (initial - final) * (1 - t / n) ** 3
+        if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        linear = final + (initial - final) * (1 - t / n)
+        swapped = initial + (final - initial) * (1 - t / n) ** 3
+        if math.isclose(value, linear, abs_tol=1e-9):
+            hint = "that is a straight line; the factor (1 - t/n) is cubed"
+        elif math.isclose(value, swapped, abs_tol=1e-9):
+            hint = "initial and final are swapped: at t = 0 the sparsity must be the initial one"
+        elif t == 0:
+            hint = f"at step 0 the sparsity should be the initial value {initial}, got {value}"
+        elif t == n:
+            hint = f"at the last step the sparsity should be the final value {final}, got {value}"
+        else:
+            hint = (f"cubic({t}, {n}, final={final}, initial={initial}) should be {expected:.4f}, got {value:.4f}; "
+                    "use s_f + (s_i - s_f) * (1 - t / n) ** 3")
+        return report(False, hint)
+    return report(True, "the cubic schedule prunes fast while many weights are redundant and slowly near the end, "
+                        "leaving time to recover")

@@ -1,0 +1,784 @@
+"""Build notebooks/03_distillation.ipynb from the cells below (then execute it with scripts/execute_notebooks.py).
+
+    python scripts/build_distill_notebook.py
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+CELLS = []
+
+
+def md(text):
+    CELLS.append(new_markdown_cell(text.strip("\n")))
+
+
+def code(text, tags=None):
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = tags
+    CELLS.append(cell)
+
+
+# ----------------------------------------------------------------------------------------------- header
+md(r"""
+# 03 · Knowledge distillation: a small student learns from a large teacher
+
+A large network trained on MNIST knows more than its top answer: it also knows that a given 7 looks a little like
+a 1 and hardly at all like a 6. **Knowledge distillation** (Hinton, Vinyals & Dean 2015, *Distilling the Knowledge
+in a Neural Network*) trains a small *student* network to reproduce those graded answers of a large *teacher*, so
+that the small network ends up better than the same network trained on the labels alone.
+
+**You will learn**
+- what soft targets and the temperature *T* are, and what "dark knowledge" looks like;
+- Hinton et al.'s loss, α·T²·KL(teacher ‖ student) + (1 − α)·cross-entropy, and why the T² is there;
+- how to distil through the course's one training loop (`cu.train.fit` with a `loss_fn`), with a frozen teacher whose
+  outputs are computed once;
+- how much distillation buys over labels alone, measured over several seeds, next to the paper's MNIST figures;
+- how the benefit changes with the student's size (the *capacity gap*, Mirzadeh et al. 2020) and whether a
+  *teacher assistant* helps the smallest student;
+- two extensions from the literature: the paper's omitted-class experiment and FitNets hints (Romero et al. 2015);
+- why the code of the article this course started from is not distillation at all.
+
+**Prerequisites:** notebook 00 (the data, `cu.train.fit`, evaluating on the validation and test splits) and basic
+PyTorch (tensors, `nn.Module`, softmax and cross-entropy).
+
+**Time:** about 45 minutes of reading; the notebook computes for about 3–4 minutes on a 2-core laptop CPU once
+the teacher is cached, plus roughly 10 minutes the first time, to train the teacher.
+""")
+
+code('''
+# On Colab, or anywhere the course package is missing, install it from the course repository.
+import importlib.util
+if importlib.util.find_spec("course_utils") is None:
+    %pip install -q "course-utils @ git+https://github.com/nn-compression-course/nn-compression-course"
+''')
+
+code('''
+DATASET = "mnist"            # or "fashion-mnist" (the targets below are MNIST's; the notebook still runs)
+SEEDS = [0, 1, 2]            # every student comparison is repeated with these seeds
+SIZES = [800, 100, 30, 10]   # hidden units per layer of the two-layer students, largest first
+EPOCHS_BIG = 2               # epochs of the 2×800 students (labels alone and distilled)
+EPOCHS_SMALL = 2             # epochs of the smaller students
+SWEEP_TRAIN = 5_000          # training examples used to choose T and alpha on the validation split
+SWEEP_EPOCHS = 2             # epochs of each run of those sweeps
+TEMPERATURES = [1, 2, 4, 8, 20]
+ALPHAS = [0.0, 0.5, 0.9, 1.0]
+ARTICLE_TRAIN = 5_000        # training examples for the article's loop
+ARTICLE_EPOCHS = 2
+HINT_TRAIN = 10_000          # training examples for the FitNets hint stage
+HINT_EPOCHS = 2
+''', tags=["parameters"])
+
+code('''
+import torch
+import matplotlib.pyplot as plt
+from torch.nn import functional as F
+
+import course_utils as cu
+
+cu.train.set_seed(0)
+data = cu.data.load_dataset(DATASET)
+print(f"{DATASET}: {len(data.train):,} training, {len(data.val):,} validation, {len(data.test):,} test images")
+print(f"PyTorch threads: {torch.get_num_threads()}")
+''')
+
+# ----------------------------------------------------------------------------------------------- the article
+md(r"""
+## 1. What the article describes, and what its code does
+
+The article describes distillation correctly in words: train a large teacher, then train a small student "using the
+teacher's outputs as the student's labels". Its code does something else:
+
+```python
+output = teacher(data)                   # the teacher's answer is computed ...
+loss = criterion(student(data), target)  # ... and thrown away: the student learns from the labels
+```
+
+Three problems: the teacher's output never reaches the loss, so the "student" is simply a second network trained
+on the labels; the student has exactly the teacher's architecture (784-128-10), so nothing is compressed; and the
+"test" loader reads the training set (`train=True`), so the accuracy it prints is training accuracy. This notebook
+builds the real thing and, in section 7, runs the article's loop beside the corrected one.
+""")
+
+# ----------------------------------------------------------------------------------------------- soft targets
+md(r"""
+## 2. Soft targets and the temperature
+
+A classifier ends with one score per class, the **logits** $z_i$. Softmax turns them into probabilities; with a
+**temperature** $T$:
+
+$$p_i(T) = \frac{\exp(z_i / T)}{\sum_j \exp(z_j / T)}.$$
+
+At $T = 1$ this is the usual softmax and the top class takes almost everything: what the network thinks of the
+*other* classes sits in tiny numbers that a loss hardly feels. Dividing by a larger $T$ flattens the distribution
+without changing the order of the classes, so those small probabilities, and their ratios, become visible. Hinton
+et al. call this information **dark knowledge**. A made-up example with four classes, by hand and with
+`cu.distill.soft_targets`:
+""")
+
+code('''
+# NBVAL_CHECK_OUTPUT
+z = torch.tensor([9.0, 5.0, 2.0, 0.0])   # made-up logits of a "7" that looks a bit like a "1"
+names = ["7", "1", "9", "0"]
+for T in (1, 4, 20):
+    by_hand = torch.exp(z / T) / torch.exp(z / T).sum()
+    assert torch.allclose(by_hand, cu.distill.soft_targets(z, T))
+    print(f"T = {T:>2}: " + "   ".join(f"p({n}) = {p:.4f}" for n, p in zip(names, by_hand.tolist())))
+''')
+
+md(r"""
+At $T = 1$ the runner-up classes get a few percent at most; at $T = 20$ all four classes are within a factor of two
+of each other, and the order (7, then 1, then 9, then 0) is still there. A very high temperature ends in the uniform
+distribution, which carries nothing: the useful temperatures are in between, and which one is best is an empirical
+question we answer on the validation split in section 8.
+""")
+
+# ----------------------------------------------------------------------------------------------- the loss
+md(r"""
+## 3. The distillation loss, and why it has a T²
+
+The student is trained on two terms. The **soft term** compares the student's softened probabilities $q(T)$ with
+the teacher's $p(T)$ by the Kullback–Leibler divergence; the **hard term** is the ordinary cross-entropy with the
+labels, at $T = 1$. A weight $\alpha \in [0, 1]$ mixes them:
+
+$$\mathcal{L} = \alpha \, T^2 \, \mathrm{KL}\big(p(T) \,\|\, q(T)\big) + (1 - \alpha)\, \mathrm{CE}(q(1), y).$$
+
+In PyTorch, `F.kl_div` expects the student's *log*-probabilities (from `log_softmax`, which is stable where
+`log(softmax(...))` underflows), and `reduction="batchmean"` divides by the batch size, which is the mathematical
+KL averaged over examples (`"mean"` would also divide by the number of classes).
+
+**Why $T^2$.** The gradient of the KL term with respect to a student logit is $(q_i - p_i)/T$. At a high
+temperature both distributions are close to uniform and their difference itself shrinks like $1/T$, so the
+soft-target gradient shrinks like $1/T^2$. Multiplying by $T^2$ keeps it about the same size at every
+temperature, so that changing $T$ does not silently change how much the teacher counts against the labels. The
+loss by hand on three examples, then the gradient size across temperatures with and without the factor:
+""")
+
+code('''
+# NBVAL_CHECK_OUTPUT
+g = torch.Generator().manual_seed(0)
+student_logits = torch.randn(3, 10, generator=g) * 2
+teacher_logits = torch.randn(3, 10, generator=g) * 2
+labels = torch.tensor([3, 7, 1])
+T, alpha = 4.0, 0.9
+
+p_teacher = torch.softmax(teacher_logits / T, dim=1)
+log_q_student = torch.log_softmax(student_logits / T, dim=1)
+kl = (p_teacher * (p_teacher.log() - log_q_student)).sum(dim=1).mean()   # KL per example, averaged over the batch
+ce = F.cross_entropy(student_logits, labels)                                # the usual loss on the labels (T = 1)
+by_hand = alpha * T**2 * kl + (1 - alpha) * ce
+course = cu.distill.kd_loss(student_logits, teacher_logits, labels, T, alpha)
+print(f"KL = {kl:.5f}   CE = {ce:.5f}   loss by hand = {by_hand:.5f}   cu.distill.kd_loss = {course:.5f}")
+''')
+
+code('''
+# NBVAL_CHECK_OUTPUT
+print(" T   |soft-term gradient| with T²   without T²")
+for T in (1, 2, 5, 10, 20, 50):
+    norms = []
+    for t_squared in (True, False):
+        s = student_logits.clone().requires_grad_(True)
+        cu.distill.kd_loss(s, teacher_logits, labels, T, alpha=1.0, t_squared=t_squared).backward()
+        norms.append(s.grad.norm().item())
+    print(f"{T:>2}   {norms[0]:27.4f}   {norms[1]:10.6f}")
+''')
+
+md(r"""
+With $T^2$ the gradient settles to a constant as $T$ grows; without it, it falls by a factor of about 100 for every
+tenfold increase of $T$. Section 10 shows what that does to training.
+
+### Exercise 1: write the distillation loss
+
+Complete `my_kd_loss` below: it receives the student's logits, the teacher's logits, the labels, `T` and `alpha`,
+and returns one number, the loss above averaged over the batch. Use `F.log_softmax`, `F.kl_div(...,
+reduction="batchmean", log_target=True)` and `F.cross_entropy`.
+""")
+
+code('''
+def my_kd_loss(student_logits, teacher_logits, targets, T, alpha):
+    ...  # your code here: return alpha * T² * KL(teacher ‖ student) + (1 - alpha) * cross-entropy
+    return None
+''')
+
+code('''
+cu.checks.distill.check_kd_loss(my_kd_loss);
+''')
+
+md(r"""
+<details><summary>Solution</summary>
+
+```python
+def my_kd_loss(student_logits, teacher_logits, targets, T, alpha):
+    log_p_student = F.log_softmax(student_logits / T, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits / T, dim=1)
+    soft = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    hard = F.cross_entropy(student_logits, targets)
+    return alpha * T * T * soft + (1 - alpha) * hard
+```
+</details>
+""")
+
+# ----------------------------------------------------------------------------------------------- the teacher
+md(r"""
+## 4. The teacher
+
+Hinton et al.'s MNIST teacher was a fully connected net with two hidden layers of 1,200 units, regularised with
+dropout and trained on images jittered by up to two pixels; it made **67 test errors** (the paper's figure). Such a
+net needs hundreds of epochs to get there, more than a laptop course can spend, so our teacher is a small
+convolutional network, chosen by what it costs on a CPU: convolutions dominate the time, so it has two cheap ones
+(16 and 32 channels of 5×5 kernels, no padding) followed by a wide classifier (1,024 and 1,024 units, dropout
+0.4). It is trained for 15 epochs on images jittered by ±2 pixels (`cu.data.jitter`), with Adam and a cosine
+schedule. It has more parameters than the paper's 2×800 student, so the small students below are genuinely small
+next to it.
+
+`cu.distill.teacher` trains it once and caches it with `cu.checkpoints.load_or_train` (its recipe is the cache's
+config: change the recipe and it retrains). Its outputs over the three splits are cached as well, since pushing
+65,000 images through its convolutions takes a while on a CPU. The teacher comes back in eval mode and frozen.
+""")
+
+code('''
+# NBVAL_CHECK_OUTPUT
+print(cu.distill.TEACHER_RECIPE)
+for name, model in [("teacher", cu.distill.teacher_net()), ("2×800 student", cu.models.mlp((800, 800))),
+                    ("LeNet-5", cu.models.lenet5())]:
+    print(f"{name:>14}: {cu.metrics.count_parameters(model):>9,} parameters, "
+          f"{cu.metrics.macs(model):>9,} multiply-accumulates per image")
+''')
+
+code('''
+teacher = cu.distill.teacher(data)
+outputs = cu.distill.teacher_outputs(teacher, data)   # the teacher's logits on train / val / test, cached
+teacher_history = cu.checkpoints.meta(f"distill-teacher-{DATASET}")["history"]
+teacher_errors = cu.distill.count_errors(outputs["test"], data.test)
+teacher_val_errors = cu.distill.count_errors(outputs["val"], data.val)
+print(f"teacher: {teacher_val_errors} validation errors out of {len(data.val):,}, "
+      f"{teacher_errors} test errors out of {len(data.test):,} (Hinton et al.'s teacher: 67)")
+print(f"its training: {len(teacher_history)} epochs, the last one took {teacher_history[-1]['seconds']:.0f} s here")
+print(f"teacher at most 80 test errors: {teacher_errors <= 80}")
+''')
+
+# ----------------------------------------------------------------------------------------------- dark knowledge
+md(r"""
+## 5. Dark knowledge
+
+The teacher's soft targets for a few test images at $T = 1$, 4 and 20: three images the teacher gets right but
+hesitates on (the largest runner-up probability at $T = 1$), and the one it is most sure of. The top class is in
+orange; each chart names the runner-up.
+""")
+
+code('''
+probs = F.softmax(outputs["test"], dim=1)
+right = probs.argmax(1) == data.test.y
+runner_up = probs.topk(2, dim=1).values[:, 1]
+hesitant = torch.where(right, runner_up, torch.zeros_like(runner_up)).topk(3).indices
+confident = torch.where(right, runner_up, torch.ones_like(runner_up)).argmin().view(1)
+picks = torch.cat([hesitant, confident])
+fig = cu.distill.soft_target_figure(outputs["test"][picks], [1, 4, 20], data.classes, images=data.test.x[picks],
+                                    titles=[f"test #{i}: a {data.classes[data.test.y[i]]}" for i in picks.tolist()])
+plt.show()
+''')
+
+md(r"""
+At $T = 1$ the confident image's bars are a single spike; at $T = 4$ and $T = 20$ its other classes appear, in an
+order that says what the teacher thinks this digit resembles. Averaged over the whole test set, the soft
+targets show which digits the teacher finds alike:
+""")
+
+code('''
+soft = cu.distill.soft_targets(outputs["test"], 4.0)
+C = len(data.classes)
+alike = torch.zeros(C, C).index_add_(0, data.test.y, soft) / torch.bincount(data.test.y, minlength=C)[:, None]
+alike = (alike + alike.T) / 2          # symmetric: how much i's soft targets point at j, and j's at i
+alike.fill_diagonal_(0)
+pairs = sorted(((alike[i, j].item(), i, j) for i in range(C) for j in range(i + 1, C)), reverse=True)
+print("most alike for the teacher (mean soft target at T = 4):")
+for value, i, j in pairs[:5]:
+    print(f"  {data.classes[i]} and {data.classes[j]}: {value:.3f}")
+print(f"least alike: {data.classes[pairs[-1][1]]} and {data.classes[pairs[-1][2]]}: {pairs[-1][0]:.4f}")
+''')
+
+md(r"""
+This is information the labels do not contain: a label says "this is a 4", the teacher adds "and it is much more
+like a 9 than like a 1". A student trained to match it learns a similarity structure between classes that it would
+otherwise have to discover from far more data.
+
+## 6. Try it: a temperature slider
+
+Move the slider to redraw the soft targets of the chosen test image (the figure is drawn by
+`cu.distill.soft_target_figure`). The cell after it shows the default view for readers of the static notebook.
+""")
+
+code('''
+widget_images = picks.tolist()
+
+
+def show_soft_targets(image, temperature):
+    fig = cu.distill.soft_target_figure(outputs["test"][image], temperature, data.classes,
+                                        images=data.test.x[image:image + 1], titles=[f"test #{image}"])
+    plt.close(fig)   # displayed once, by the control
+    return fig
+
+
+cu.widgets.controls(show_soft_targets, image=widget_images, temperature=(0.5, 30.0, 0.5, 4.0))
+''')
+
+code('''
+show_soft_targets(widget_images[0], 4.0)
+''')
+
+# ----------------------------------------------------------------------------------------------- article vs fixed
+md(r"""
+## 7. The article's loop beside a real distillation loop
+
+Below, the article's student (784-128-10) is trained three times from the same initial weights, on the same small
+training subset and with the same batch order: with the article's loop (the teacher is called on every batch and its
+answer discarded), on the labels alone, and with `cu.distill.distill`, the corrected loop. The temperature and α
+here (4 and 0.9) are common defaults, not tuned; section 8 chooses them properly.
+
+`cu.distill.distill` trains through `cu.train.fit`, passing a `loss_fn(outputs, y, x, index)`. With no data
+augmentation the teacher's logits over the training split are computed once (here they come from the cache) and
+each batch looks up its rows by `index`: no teacher forward pass during training at all.
+""")
+
+code('''
+article_data = cu.data.Splits(data.train.subset(ARTICLE_TRAIN), data.val, data.test, data.classes)
+
+
+def article_loss(outputs, y, x, index):
+    output = teacher(x)                  # the article: output = teacher(data) ...
+    return F.cross_entropy(outputs, y)   # ... loss = criterion(student(data), target): the teacher is ignored
+
+
+article_runs = {}
+for name in ("article's loop", "labels alone", "distilled (corrected)"):
+    cu.train.set_seed(0)
+    net = cu.models.article_net()
+    if name == "article's loop":
+        cu.train.fit(net, article_data, ARTICLE_EPOCHS, loss_fn=article_loss, seed=0)
+    elif name == "labels alone":
+        cu.train.fit(net, article_data, ARTICLE_EPOCHS, seed=0)
+    else:
+        cu.distill.distill(net, teacher, article_data, ARTICLE_EPOCHS, temperature=4.0, alpha=0.9,
+                           teacher_logits=outputs["train"][:ARTICLE_TRAIN], seed=0)
+    article_runs[name] = net
+
+same = all(torch.equal(a, b) for a, b in zip(article_runs["article's loop"].parameters(),
+                                             article_runs["labels alone"].parameters()))
+print(f"the article's loop ends with exactly the weights of training on labels alone: {same}")
+for name, net in article_runs.items():
+    print(f"{name:>22}: {cu.distill.count_errors(net, data.val):>4} validation errors, "
+          f"{cu.distill.count_errors(net, data.test):>4} test errors")
+gain = cu.distill.count_errors(article_runs["labels alone"], data.val) - cu.distill.count_errors(
+    article_runs["distilled (corrected)"], data.val)
+print(f"the corrected loop has {gain} fewer validation errors than the article's -> it uses the teacher: {gain > 0}")
+''')
+
+md(r"""
+The article's loop is bit-for-bit the same as training on the labels: the teacher costs a forward pass per batch
+and changes nothing. Feeding its soft targets into the loss is what makes the difference.
+""")
+
+# ----------------------------------------------------------------------------------------------- sweeps
+md(r"""
+## 8. Choosing T and α on the validation split, for each student size
+
+The students are two-layer ReLU networks, `cu.models.mlp((h, h))`, from the paper's 2×800 down to 2×10. To keep
+the notebook within minutes, T and α are chosen with short runs: `SWEEP_EPOCHS` epochs on the first `SWEEP_TRAIN`
+training images, one seed, scored by errors on the 5,000 validation images (never the test set). First the
+temperature at α = 0.9, then α at the best temperature. The choices are rough, being based on short runs on a
+subset; `benchmarks/distillation.py` repeats the comparison with long runs.
+
+`cu.distill.student` trains one student (labels alone, or distilled when given the teacher's logits) and caches
+it, so re-running the notebook is fast and identical settings are never trained twice.
+""")
+
+code('''
+sweep_data = cu.data.Splits(data.train.subset(SWEEP_TRAIN), data.val, data.test, data.classes)
+
+
+def sweep_errors(h, temperature=None, alpha=0.0):
+    """Validation errors of a 2×h student trained on the sweep subset (seed 0); alpha = 0 is labels alone."""
+    kd = dict(teacher_logits=outputs["train"][:SWEEP_TRAIN], temperature=temperature, alpha=alpha) if alpha else {}
+    net = cu.distill.student((h, h), sweep_data, epochs=SWEEP_EPOCHS, seed=0, **kd)
+    return cu.distill.count_errors(net, data.val)
+
+
+t_sweep = {h: {T: sweep_errors(h, T, 0.9) for T in TEMPERATURES} for h in SIZES}
+fig, axes = plt.subplots(1, len(SIZES), figsize=(3.2 * len(SIZES), 3))
+for ax, h in zip(axes, SIZES):
+    cu.plots.curves(TEMPERATURES, {f"2×{h}, α = 0.9": list(t_sweep[h].values())}, xlabel="temperature T",
+                    ylabel="validation errors", ax=ax)
+    ax.set_xscale("log")
+fig.tight_layout()
+plt.show()
+for h in SIZES:
+    print(f"2×{h:<4} validation errors by T: {t_sweep[h]}")
+''')
+
+md(r"""
+### Exercise 2: choose a temperature for the tiniest student
+
+`tiny_val_errors` holds the validation errors of the 2×10 student for each temperature of the sweep above. Set
+`my_temperature` to the temperature you would use for it, and say (to yourself) why it is not the paper's
+$T = 20$.
+""")
+
+code('''
+tiny_val_errors = t_sweep[SIZES[-1]]
+my_temperature = None   # your choice, one of the temperatures of the sweep
+''')
+
+code('''
+cu.checks.distill.check_temperature_choice(my_temperature, tiny_val_errors);
+''')
+
+md(r"""
+<details><summary>Solution</summary>
+
+```python
+my_temperature = min(tiny_val_errors, key=tiny_val_errors.get)   # fewest validation errors
+```
+
+A student with ten units per layer cannot reproduce the teacher's smallest probabilities; a high temperature makes
+it spend its capacity on them. Hinton et al. report the same for small students (T of 2.5–4 for 30 units per
+layer).
+</details>
+""")
+
+code('''
+best_T = {h: min(t_sweep[h], key=t_sweep[h].get) for h in SIZES}
+a_sweep = {h: {a: sweep_errors(h, best_T[h], a) for a in ALPHAS} for h in SIZES}
+best_alpha = {h: min(a_sweep[h], key=a_sweep[h].get) for h in SIZES}
+fig, axes = plt.subplots(1, len(SIZES), figsize=(3.2 * len(SIZES), 3))
+for ax, h in zip(axes, SIZES):
+    cu.plots.curves(ALPHAS, {f"2×{h}, T = {best_T[h]}": list(a_sweep[h].values())}, xlabel="α (weight of the teacher)",
+                    ylabel="validation errors", ax=ax)
+fig.tight_layout()
+plt.show()
+for h in SIZES:
+    print(f"2×{h:<4} chosen on validation: T = {best_T[h]:>2}, α = {best_alpha[h]}   (errors by α: {a_sweep[h]})")
+small, large = SIZES[-1], SIZES[0]
+print(f"paper's observation, small students prefer lower temperatures: best T of 2×{small} ({best_T[small]}) "
+      f"<= best T of 2×{large} ({best_T[large]}): {best_T[small] <= best_T[large]}")
+''')
+
+md(r"""
+α = 0 is the student on labels alone (no teacher). Hinton et al. found the best results with the soft term weighted
+much more heavily than the hard one; when α = 1 wins, the labels add nothing the teacher does not already say.
+""")
+
+# ----------------------------------------------------------------------------------------------- headline
+md(r"""
+## 9. The headline: the 2×800 student, labels alone against distilled
+
+The paper's numbers on MNIST (Hinton et al. 2015, section 3): the teacher makes **67** test errors, the 2×800 net
+trained on labels alone (no regularisation) **146**, and the same net distilled at $T = 20$ **74**: distillation
+closes $(146 - 74)/(146 - 67) \approx 91\%$ of the gap to the teacher.
+
+Here the same student is trained on the labels alone and by distillation (T and α chosen above), with the same
+initial weights and batch order for each seed, for `EPOCHS_BIG` epochs on all 55,000 training images. A few dozen
+errors out of 10,000 is within seed-to-seed noise, so every number is over `SEEDS`.
+""")
+
+code('''
+def final_errors(h, seed, epochs, teacher_logits=None, temperature=None, alpha=None):
+    """Test errors of a 2×h student on the full training split (labels alone unless teacher_logits are given)."""
+    kd = dict(teacher_logits=teacher_logits, temperature=temperature, alpha=alpha) if teacher_logits is not None else {}
+    net = cu.distill.student((h, h), data, epochs=epochs, seed=seed, **kd)
+    return cu.distill.count_errors(net, data.test), net
+
+
+epochs_of = {h: EPOCHS_BIG if h == SIZES[0] else EPOCHS_SMALL for h in SIZES}
+results = {}
+for h in SIZES:
+    results[h] = {"labels": [], "distilled": []}
+    for seed in SEEDS:
+        results[h]["labels"].append(final_errors(h, seed, epochs_of[h])[0])
+        results[h]["distilled"].append(final_errors(h, seed, epochs_of[h], outputs["train"], best_T[h],
+                                                    best_alpha[h])[0])
+
+
+def spread(values):
+    return f"mean {sum(values) / len(values):6.1f}  (min {min(values)}, max {max(values)})"
+
+
+big = SIZES[0]
+labels_mean = sum(results[big]["labels"]) / len(SEEDS)
+distilled_mean = sum(results[big]["distilled"]) / len(SEEDS)
+closed = cu.distill.gap_closed(labels_mean, distilled_mean, teacher_errors)
+print(f"test errors out of {len(data.test):,}, seeds {SEEDS}, {EPOCHS_BIG} epochs, T = {best_T[big]}, α = {best_alpha[big]}")
+print(f"  teacher                    {teacher_errors:>6}        (paper:  67)")
+print(f"  2×{big} on labels alone    {spread(results[big]['labels'])}   per seed {results[big]['labels']}   (paper: 146)")
+print(f"  2×{big} distilled          {spread(results[big]['distilled'])}   per seed {results[big]['distilled']}   (paper:  74)")
+print(f"gap closed by distillation: {closed:.0%} (paper: {cu.distill.gap_closed(146, 74, 67):.0%}) "
+      f"-> target of at least 60% met: {closed >= 0.6}")
+''')
+
+md(r"""
+The paper's students trained far longer (and its 2×800 net on labels alone had no regularisation at all), so the
+absolute numbers differ; what carries over is the size of the effect, relative to the gap between the student and
+its teacher. The long runs in `benchmarks/distillation.py` (many epochs per student) approach the paper's setting.
+
+The usual comparison table of the course, from `cu.metrics.summary` (test accuracy, size, latency) for seed 0:
+""")
+
+code('''
+rows = [cu.metrics.summary(teacher, data, "teacher (CNN)")]
+for h in (SIZES[0], SIZES[-1]):
+    rows.append(cu.metrics.summary(final_errors(h, SEEDS[0], epochs_of[h])[1], data, f"2×{h} labels alone"))
+    rows.append(cu.metrics.summary(final_errors(h, SEEDS[0], epochs_of[h], outputs["train"], best_T[h],
+                                                best_alpha[h])[1], data, f"2×{h} distilled"))
+cu.metrics.table(rows, ["model", "test_acc", "test_errors", "params", "macs", "size_bytes", "latency_ms_b1",
+                        "latency_ms_b256", "threads"])
+''')
+
+# ----------------------------------------------------------------------------------------------- sizes
+md(r"""
+## 10. Student size against benefit, and the capacity gap
+
+The same comparison for every size (T and α chosen on validation for each, `EPOCHS_SMALL` epochs for the smaller
+ones): test errors against the number of parameters, mean over the seeds with the min–max band.
+""")
+
+code('''
+params = {h: cu.metrics.count_parameters(cu.models.mlp((h, h))) for h in SIZES}
+teacher_params = cu.metrics.count_parameters(teacher)
+xs = [params[h] for h in SIZES]
+ax = cu.plots.curves(xs, {"labels alone": [results[h]["labels"] for h in SIZES],
+                          "distilled": [results[h]["distilled"] for h in SIZES]},
+                     xlabel="student parameters", ylabel="test errors (of 10,000)",
+                     title="two-layer students, mean and min-max over seeds")
+ax.axhline(teacher_errors, color="gray", ls="--", label="teacher")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.legend()
+plt.show()
+
+print(" size   params  share of teacher   labels alone           distilled              gain   gap closed")
+helps = {}
+for h in SIZES:
+    lab, dis = results[h]["labels"], results[h]["distilled"]
+    gain = sum(lab) / len(lab) - sum(dis) / len(dis)
+    noise = max(max(lab) - min(lab), max(dis) - min(dis))
+    helps[h] = gain > noise                       # a gain larger than the seed-to-seed spread
+    print(f"2×{h:<4} {params[h]:>8,}   1/{teacher_params / params[h]:<6.0f}   {sum(lab) / len(lab):7.1f} ± {noise / 2:4.1f}"
+          f"   {sum(dis) / len(dis):7.1f}   {gain:+7.1f}   {cu.distill.gap_closed(sum(lab) / len(lab), sum(dis) / len(dis), teacher_errors):7.0%}"
+          f"   {'helps' if helps[h] else 'within noise'}")
+print(f"smallest student: 1/{teacher_params / params[SIZES[-1]]:.0f} of the teacher's parameters "
+      f"-> at most 1/20: {params[SIZES[-1]] * 20 <= teacher_params}")
+''')
+
+md(r"""
+How to read it: the *gain* is the number of test errors distillation removes; the *gap closed* divides it by the
+distance between the student on labels alone and the teacher. Look at the table: the gain in errors may be largest
+for the small students, which are far from the teacher, while the share of the gap they close is smaller; and where
+the gain is no larger than the seed-to-seed spread, distillation has stopped helping measurably.
+
+**The capacity gap.** Mirzadeh et al. (2020, *Improved Knowledge Distillation via Teacher Assistant*) observed that
+a student does not keep improving as its teacher grows: past some point a better teacher gives a *worse* student,
+because the teacher's function is too far from anything the student can represent: its soft targets encode
+distinctions the student cannot reproduce, and matching them wastes the student's capacity. Their remedy is a
+**teacher assistant**: a network of intermediate size, distilled from the teacher first, then used as the teacher of
+the small student. We try it for the smallest student.
+""")
+
+code('''
+tiny, assistant = SIZES[-1], SIZES[1]
+assistant_net = final_errors(assistant, SEEDS[0], epochs_of[assistant], outputs["train"], best_T[assistant],
+                             best_alpha[assistant])[1]        # the distilled 2×assistant student of seed 0
+assistant_logits = cu.train.predict(assistant_net, data.train.x)
+assistant_errors = cu.distill.count_errors(assistant_net, data.test)
+ta_errors = [final_errors(tiny, seed, epochs_of[tiny], assistant_logits, best_T[tiny], best_alpha[tiny])[0]
+             for seed in SEEDS]
+lab, dis = results[tiny]["labels"], results[tiny]["distilled"]
+mean = lambda v: sum(v) / len(v)
+print(f"2×{tiny} student, test errors over seeds {SEEDS} (T = {best_T[tiny]}, α = {best_alpha[tiny]}):")
+print(f"  labels alone                       {spread(lab)}")
+print(f"  distilled from the teacher         {spread(dis)}   gap closed {cu.distill.gap_closed(mean(lab), mean(dis), teacher_errors):.0%}")
+print(f"  distilled from the 2×{assistant} assistant  {spread(ta_errors)}   gap closed "
+      f"{cu.distill.gap_closed(mean(lab), mean(ta_errors), teacher_errors):.0%}   (the assistant itself: {assistant_errors} errors)")
+print(f"the teacher assistant beats the direct teacher by more than the seed spread: "
+      f"{mean(dis) - mean(ta_errors) > max(max(dis) - min(dis), max(ta_errors) - min(ta_errors))}")
+''')
+
+md(r"""
+Whether the assistant helps depends on how wide the capacity gap is: Mirzadeh et al. measured it on CIFAR with deep
+convolutional students, where the gap between teacher and student is much larger than between our CNN teacher and
+a 2×10 MLP on MNIST. The printed comparison above is the answer for this setting, noise included.
+
+### Without T²
+
+The same short sweep runs for a 2×30 student with the $T^2$ factor removed from the loss: the soft term then
+weighs $1/T^2$ as much, so at a high temperature the student is trained almost by the labels alone (with a smaller
+effective learning rate), and the teacher's knowledge is lost.
+""")
+
+code('''
+h = 30 if 30 in SIZES else SIZES[-1]
+no_t2 = {}
+for T in (1, 4, 20):
+    net = cu.distill.student((h, h), sweep_data, epochs=SWEEP_EPOCHS, seed=0, teacher_logits=outputs["train"][:SWEEP_TRAIN],
+                             temperature=T, alpha=0.9, t_squared=False)
+    no_t2[T] = cu.distill.count_errors(net, data.val)
+with_t2 = {T: sweep_errors(h, T, 0.9) for T in (1, 4, 20)}
+labels_only = sweep_errors(h)
+print(f"2×{h}, α = 0.9, validation errors (labels alone: {labels_only})")
+print("  T    with T²   without T²")
+for T in (1, 4, 20):
+    print(f"{T:>3}   {with_t2[T]:>8}   {no_t2[T]:>10}")
+print(f"without T², T = 20 is closer to labels alone than with T²: "
+      f"{abs(no_t2[20] - labels_only) < abs(with_t2[20] - labels_only)}")
+''')
+
+md(r"""
+At $T = 1$ the two losses are the same. At $T = 20$ the version without $T^2$ gives the soft term a weight of
+$0.9/400$ against $0.1$ for the labels: effectively a labels-only student, so its errors move towards the
+labels-alone figure, and the teacher's contribution is lost.
+""")
+
+# ----------------------------------------------------------------------------------------------- omitted class
+md(r"""
+## 11. The omitted class: learning about 3s without seeing one
+
+Hinton et al. removed every 3 from the transfer set and distilled a student on the rest. The student never sees a
+3, yet the teacher's soft targets on other digits (a 5 or an 8 that looks a little like a 3) tell it something about
+3s. In the paper the distilled net got 877 of the 1,010 test 3s right; its only problem was that the bias of class
+3 was too low, and after raising it, 989 of them (their figures).
+
+We repeat it with the 2×100 student (T and α as chosen for that size; the labels of the remaining digits are in
+the loss with weight 1 − α): distilled without 3s, and, for comparison, trained on the labels alone without 3s.
+The bias added to the class-3 logit is chosen on the validation split (which contains 3s: some examples of the
+missing class are needed to set it), then the test 3s are counted.
+""")
+
+code('''
+h3 = 100 if 100 in SIZES else SIZES[1]
+keep = data.train.y != 3
+no_threes = cu.data.Splits(cu.data.Split(data.train.x[keep], data.train.y[keep]), data.val, data.test, data.classes)
+print(f"transfer set without 3s: {int(keep.sum()):,} images ({int((~keep).sum()):,} threes removed)")
+threes = data.test.y == 3
+biases = [0.25 * i for i in range(0, 81)]
+for name, kd in [("labels alone", {}),
+                 ("distilled", dict(teacher_logits=outputs["train"][keep], temperature=best_T[h3], alpha=best_alpha[h3]))]:
+    net = cu.distill.student((h3, h3), no_threes, epochs=EPOCHS_SMALL, seed=0, **kd)
+    bias, val_acc = cu.distill.best_class_bias(cu.train.predict(net, data.val.x), data.val.y, 3, biases)
+    test_logits = cu.train.predict(net, data.test.x)
+    before = int((test_logits[threes].argmax(1) == 3).sum())
+    corrected = test_logits.clone()
+    corrected[:, 3] += bias
+    after = int((corrected[threes].argmax(1) == 3).sum())
+    print(f"2×{h3} {name:>12}: test 3s right {before:>4} of {int(threes.sum())} before, {after:>4} after adding "
+          f"{bias:.2f} to the class-3 logit (chosen on validation); all test errors "
+          f"{cu.distill.count_errors(test_logits, data.test)} -> {cu.distill.count_errors(corrected, data.test)}")
+''')
+
+md(r"""
+The student trained on labels alone has never been told anything about 3s, so it scores them with whatever its
+class-3 weights happen to be; the distilled student has learned, from the teacher's soft targets on the other
+digits, what makes an image look like a 3. The bias correction shows how much of that knowledge was there but
+hidden by a class prior that the transfer set taught it to be near zero.
+""")
+
+# ----------------------------------------------------------------------------------------------- hints
+md(r"""
+## 12. Hints: distilling a hidden layer (FitNets)
+
+Romero et al. (2015, *FitNets: Hints for Thin Deep Nets*) add a first stage before logit distillation: the
+student's lower layers are trained so that a small learned **regressor** maps the student's hidden layer onto a hidden
+layer of the teacher (the *hint*), under an L2 loss,
+$\tfrac12\lVert r(h_\text{student}(x)) - h_\text{teacher}(x)\rVert^2$. Then the whole student is distilled as
+before. The intermediate target gives the student's first layers a more direct signal than the loss at the output.
+
+`cu.distill.hint_stage` trains the student up to `student_layer` plus a linear regressor through `cu.train.fit`
+(with `track_accuracy=False`, `validate=False`, since the outputs are features, not class scores). Here the hint
+is the teacher's convolutional features (`pool2`, 512 numbers per image, cached for the first `HINT_TRAIN`
+training images), and the guided layer is the 2×30 student's first hidden layer. Stage 2 is the same distillation
+as in section 10, so the comparison is with those runs, seed by seed.
+""")
+
+code('''
+hs = 30 if 30 in SIZES else SIZES[-1]
+hint_targets = cu.distill.teacher_outputs(teacher, data, layer="pool2", train_size=HINT_TRAIN)["train"]
+hint_data = data.train.subset(HINT_TRAIN)
+hinted = []
+for seed in SEEDS:
+    cu.train.set_seed(seed)
+    net = cu.models.mlp((hs, hs))              # the same initial weights as the seed's other runs
+    regressor, hint_history = cu.distill.hint_stage(net, teacher, hint_data, HINT_EPOCHS, student_layer="relu1",
+                                                    teacher_layer="pool2", teacher_features=hint_targets, seed=seed)
+    cu.distill.distill(net, teacher, data, epochs_of[hs], best_T[hs], best_alpha[hs], teacher_logits=outputs["train"],
+                       seed=seed, lr=1e-3, batch_size=256, schedule="cosine")
+    hinted.append(cu.distill.count_errors(net, data.test))
+print(f"hint loss, first to last epoch of the hint stage (seed {SEEDS[-1]}): "
+      f"{hint_history[0]['train_loss']:.1f} -> {hint_history[-1]['train_loss']:.1f}")
+print(f"2×{hs} test errors over seeds {SEEDS}:")
+print(f"  labels alone                {spread(results[hs]['labels'])}")
+print(f"  logits distilled            {spread(results[hs]['distilled'])}")
+print(f"  hints, then logits          {spread(hinted)}")
+''')
+
+md(r"""
+FitNets was designed for students that are *deeper and thinner* than their teachers, where the gradient from the
+output has trouble reaching the first layers; a two-layer MLP does not have that problem, so hints may add little
+here, or cost a little: the printed comparison says which, against the seed spread.
+""")
+
+# ----------------------------------------------------------------------------------------------- FAQ
+md(r"""
+## 13. The article's questions, answered with this notebook's numbers
+
+The article ends with two questions about distillation. The numbers below are the ones measured above.
+""")
+
+code('''
+print(f"teacher: {teacher_errors} test errors, {teacher_params:,} parameters")
+for h in SIZES:
+    lab, dis = mean(results[h]["labels"]), mean(results[h]["distilled"])
+    print(f"2×{h:<4} ({params[h]:>9,} parameters, 1/{teacher_params / params[h]:.0f} of the teacher): "
+          f"labels alone {lab:6.1f}, distilled {dis:6.1f} errors; still {dis - teacher_errors:+6.1f} from the teacher")
+''')
+
+md(r"""
+**How does distillation differ from transfer learning?** Transfer learning reuses a network's *weights* (or part of
+its architecture) for another task or dataset: a model pretrained on one problem is fine-tuned on another. Distillation
+transfers a network's *function* to a different, usually much smaller, architecture on the same task: nothing of the
+teacher's weights is copied (our students are MLPs, the teacher a CNN, and they share no layer); the student only sees
+the teacher's outputs, which carry, beyond the label, how similar each image is to every class. The table above shows
+what that is worth: the same network, trained from the same initial weights, makes fewer errors when its targets come
+from the teacher.
+
+**Why can a student fall short of its teacher?** First, capacity: a network with a fraction of the teacher's
+parameters cannot represent everything the teacher computes; the rows above show the remaining distance to the
+teacher growing as the student shrinks, and the capacity gap (section 10) means a stronger teacher is not always a
+better one for a small student. Second, the transfer set: the student only learns the teacher's function where it is
+shown examples (section 11: without 3s, the student's knowledge of 3s is indirect and its class-3 bias is off). Third,
+the settings: the temperature and α must suit the student's size (section 8), and the T² factor must be there
+(section 10). Fourth, training time: our students train for a few epochs; the paper's for far longer.
+
+## References
+
+- G. Hinton, O. Vinyals, J. Dean. *Distilling the Knowledge in a Neural Network*. NIPS Deep Learning Workshop, 2015.
+  arXiv:1503.02531.
+- A. Romero, N. Ballas, S. E. Kahou, A. Chassang, C. Gatta, Y. Bengio. *FitNets: Hints for Thin Deep Nets*. ICLR 2015.
+- S. I. Mirzadeh, M. Farajtabar, A. Li, N. Levine, A. Matsukawa, H. Ghasemzadeh. *Improved Knowledge Distillation via
+  Teacher Assistant*. AAAI 2020.
+- Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. *Gradient-Based Learning Applied to Document Recognition*. Proceedings of
+  the IEEE, 1998 (LeNet-5, MNIST).
+""")
+
+
+def main():
+    nb = new_notebook(cells=CELLS)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "03_distillation.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    print(f"wrote {path.name} ({len(CELLS)} cells)")
+
+
+if __name__ == "__main__":
+    main()
