@@ -1,7 +1,7 @@
 """Checks for the notebooks' exercises: each returns True or False and prints what is right or what to try.
 
 ``cu.checks.hard_pruning``, ``cu.checks.soft_pruning``, ``cu.checks.distill``,
-``cu.checks.background``: one module per notebook. A check never raises: an
+``cu.checks.background``, ``cu.checks.comparison``: one module per notebook. A check never raises: an
 exception in the learner's code is reported as a hint.
 """
 
@@ -9,7 +9,7 @@ from importlib import import_module
 
 
 def __getattr__(name):
-    if name in ("background", "hard_pruning", "soft_pruning", "distill"):
+    if name in ("background", "hard_pruning", "soft_pruning", "distill", "comparison"):
         return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'course_utils.checks' has no attribute {name!r}")
 
