@@ -38,6 +38,11 @@ __all__ = [
 ]
 
 
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def effective_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """``state_dict`` with every pruning mask applied and ``*_orig``/``*_mask`` pairs merged."""
     out: dict[str, torch.Tensor] = {}
@@ -97,7 +102,7 @@ def macs(model: nn.Module, input_shape=(1, 28, 28)) -> int:
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x.to(next(model.parameters()).device))
+            model(x.to(_device(model)))
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-accumulate
@@ -125,11 +130,12 @@ class Timing(NamedTuple):
 
 
 def latency(model: nn.Module, batch_size: int = 1, input_shape=(1, 28, 28), threads: int | None = None,
-            min_run_time: float = 0.3, min_repeats: int = 15) -> Timing:
+            min_run_time: float = 0.3, min_repeats: int = 15, min_block: float = 0.01) -> Timing:
     """Median time of one forward pass on a batch, measured with ``torch.utils.benchmark.Timer``.
 
-    Calls are grouped in blocks of at least 2 ms (so the timer's own overhead is
-    negligible); blocks are repeated at least ``min_repeats`` times and for at
+    Calls are grouped in blocks of at least ``min_block`` seconds (10 ms: the
+    timer's own overhead is negligible, and on a busy machine a block spans
+    several scheduler time slices rather than catching one); blocks are repeated at least ``min_repeats`` times and for at
     least ``min_run_time`` seconds, and the median over blocks is reported with
     its interquartile range. ``threads`` defaults to PyTorch's current thread
     count. Gradients are off and the model is in eval mode.
@@ -138,15 +144,14 @@ def latency(model: nn.Module, batch_size: int = 1, input_shape=(1, 28, 28), thre
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     benchmark = _benchmark()
     threads = threads or torch.get_num_threads()
-    device = next(model.parameters()).device
-    x = torch.randn(batch_size, *input_shape, device=device)
+    x = torch.randn(batch_size, *input_shape, device=_device(model))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
             number = 1
-            while number < 10_000 and timer.timeit(number).median * number < 2e-3:  # also warms up
+            while number < 100_000 and timer.timeit(number).median * number < min_block:  # also warms up
                 number *= 4
             times: list[float] = []
             spent = 0.0

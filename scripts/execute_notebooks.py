@@ -4,7 +4,7 @@
     python scripts/execute_notebooks.py notebooks/01_hard_pruning.ipynb
     python scripts/execute_notebooks.py --no-write --json benchmarks/results/notebooks.json
 
-Outputs are stored without widget state (``store_widget_state=False``) and
+Outputs are stored without widget state (removed from the metadata after execution) and
 progress bars are off (``COURSE_PROGRESS=0``), so the committed notebooks hold
 plots, tables and printed results only. Each notebook runs in its own child
 process, whose peak resident memory (the kernel's, measured with
@@ -33,7 +33,8 @@ def run_one(path: Path, write: bool, timeout: int) -> dict:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
+    # store_widget_state=True: nbclient needs it to route output into Output widgets; the state is dropped below
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()

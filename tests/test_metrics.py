@@ -81,3 +81,9 @@ def test_summary_row_and_tables():
 def test_sparsity_needs_prunable_layers():
     with pytest.raises(ValueError, match="no Linear or Conv2d"):
         cu.metrics.sparsity(nn.Sequential(nn.ReLU()))
+
+
+def test_modules_without_parameters_can_be_measured():
+    assert cu.metrics.macs(nn.Sequential(nn.Flatten(), nn.ReLU())) == 0
+    t = cu.metrics.latency(nn.ReLU(), batch_size=4, min_run_time=0.01, min_block=0.001)
+    assert t.median > 0 and t.repeats >= 15
