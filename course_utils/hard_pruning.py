@@ -18,6 +18,10 @@
   :func:`course_utils.train.evaluate_and_restore`.
 * :func:`group_l1` is the article's L1 penalty applied per neuron (a group
   lasso), to pass to ``fit(..., penalty=group_l1(), penalty_weight=λ)``.
+* :func:`finetune` is a short retraining with :func:`course_utils.train.fit` on
+  (part of) the training split.
+* :func:`latencies`, :func:`speedup_curve` and :func:`layer_latencies` measure
+  what removal buys in time, with :func:`course_utils.metrics.latency`.
 * :func:`slider_result` is what the notebook's sliders show.
 
 Only models whose layers run one after the other (a plain ``nn.Sequential``)
@@ -51,6 +55,8 @@ __all__ = [
     "group_l1",
     "hidden_layers",
     "iterative_prune",
+    "latencies",
+    "layer_latencies",
     "mask_neurons",
     "neuron_counts",
     "neuron_importance",
@@ -58,6 +64,7 @@ __all__ = [
     "remove_neurons",
     "sensitivity_scan",
     "slider_result",
+    "speedup_curve",
 ]
 
 CRITERIA = ("random", "l1", "l2", "activation", "taylor")
@@ -666,6 +673,125 @@ def group_l1(layers: Iterable[str] | None = None):
     return penalty
 
 
+# --------------------------------------------------------------------------- what it buys: latency
+
+
+class _Repeated(nn.Module):
+    """Runs ``model`` ``times`` times per call, so that one timed call lasts long enough (see :func:`latencies`)."""
+
+    def __init__(self, model: nn.Module, times: int):
+        super().__init__()
+        self.model, self.times = model, times
+
+    def forward(self, x):
+        for _ in range(self.times):
+            out = self.model(x)
+        return out
+
+
+def latencies(models: Mapping[str, nn.Module], batch_size: int = 256, input_shape=(1, 28, 28), rounds: int = 3,
+              min_run_time: float = 0.1, block_ms: float = 30.0) -> dict[str, metrics.Timing]:
+    """:func:`course_utils.metrics.latency` of several models, measured in interleaved rounds with long blocks.
+
+    Round after round, every model is timed once (A, B, C, A, B, C, ...); for
+    each model the round with the median time is returned. Each timed block
+    runs the model for at least ``block_ms`` milliseconds (``0``: the timer's
+    own 2 ms blocks), and the times are divided by the number of forward
+    passes per block. Both make ratios between models robust on a shared
+    machine: a slow period hits every model alike, and the other programs'
+    share of the CPU stretches a long block proportionally instead of adding a
+    whole scheduler time slice to a short one. On a quiet machine the results
+    are the same as plain :func:`~course_utils.metrics.latency`.
+    """
+    if not models:
+        raise ValueError("no models to time")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds <= 0:
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    if not isinstance(block_ms, (int, float)) or block_ms < 0:
+        raise ValueError(f"block_ms must be a number >= 0, got {block_ms!r}")
+    timed = {}
+    for name, model in models.items():
+        times = 1
+        if block_ms > 0:
+            once = metrics.latency(model, batch_size, input_shape, min_run_time=0.02, min_repeats=3).median
+            times = max(1, math.ceil(block_ms * 1e-3 / max(once, 1e-7)))
+        timed[name] = (_Repeated(model, times) if times > 1 else model, times)
+    results: dict[str, list] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, (runner, times) in timed.items():
+            t = metrics.latency(runner, batch_size, input_shape, min_run_time=min_run_time,
+                                min_repeats=7 if times > 1 else 15)
+            results[name].append(metrics.Timing(t.median / times, t.iqr / times, t.batch_size, t.threads, t.repeats))
+    return {name: sorted(ts, key=lambda t: t.median)[(len(ts) - 1) // 2] for name, ts in results.items()}
+
+
+class _Anchored(nn.Module):
+    """A module plus an empty parameter, so that :func:`metrics.latency` finds a device for ReLU or pooling."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+        self.anchor = nn.Parameter(torch.zeros(0))
+
+    def forward(self, x):
+        return self.module(x)
+
+
+def layer_latencies(model: nn.Module, batch_size: int = 256, input_shape=(1, 28, 28),
+                    min_run_time: float = 0.1) -> list[dict]:
+    """Time every layer of a ``nn.Sequential`` on its own, with :func:`course_utils.metrics.latency`.
+
+    Each layer gets an input of the shape it sees inside the model (random
+    values). Returns one row per layer: ``layer``, ``type``, ``macs`` (per
+    image), ``latency_ms`` (batch ``batch_size``) and ``threads``. The rows show
+    where the time goes, including layers without any MACs (activations, pooling).
+    """
+    children = _check_model(model)
+    device = next(model.parameters()).device
+    x = torch.zeros(1, *input_shape, device=device)
+    rows = []
+    was_training = model.training
+    model.eval()
+    try:
+        for name, module in children:
+            shape = tuple(x.shape[1:])
+            wrapped = _Anchored(module).to(device)
+            timing = metrics.latency(wrapped, batch_size, shape, min_run_time=min_run_time)
+            macs = metrics.macs(wrapped, shape) if any(True for _ in module.parameters()) else 0
+            rows.append({"layer": name, "type": type(module).__name__, "macs": macs,
+                         "latency_ms": timing.median * 1e3, "threads": timing.threads})
+            with torch.no_grad():
+                x = module(x)
+    finally:
+        model.train(was_training)
+    return rows
+
+
+def speedup_curve(model: nn.Module, fractions: Sequence[float], batch_size: int = 256, input_shape=(1, 28, 28),
+                  layers: Sequence[str] | None = None, rounds: int = 3, min_run_time: float = 0.1,
+                  block_ms: float = 30.0) -> list[dict]:
+    """Measured latency speed-up against the ideal one (the MAC ratio) as a growing fraction of neurons goes.
+
+    For each fraction, ``layers`` (default: every hidden layer) lose that
+    fraction of their neurons (by L1 norm: the weights do not change the
+    time), and the pruned model is timed against the original with
+    :func:`latencies`. Returns one row per fraction: ``fraction``, ``macs``,
+    ``mac_ratio`` (original / pruned), ``latency_ms``, ``speedup``
+    (original / pruned time), ``batch_size`` and ``threads``.
+    """
+    layers = list(layers) if layers is not None else hidden_layers(model)
+    pruned = {f"{f:g}": prune_neurons(model, {layer: f for layer in layers}, "l1") for f in fractions}
+    timed = latencies({"original": model, **pruned}, batch_size, input_shape, rounds, min_run_time, block_ms)
+    base_macs = metrics.macs(model, input_shape)
+    rows = []
+    for f, (key, m) in zip(fractions, pruned.items()):
+        mac = metrics.macs(m, input_shape)
+        rows.append({"fraction": f, "macs": mac, "mac_ratio": base_macs / mac,
+                     "latency_ms": timed[key].median * 1e3, "speedup": timed["original"].median / timed[key].median,
+                     "batch_size": batch_size, "threads": timed[key].threads})
+    return rows
+
+
 # --------------------------------------------------------------------------- the notebook's sliders
 
 
@@ -677,7 +803,7 @@ def slider_result(model: nn.Module, data, fractions: Mapping[str, float], *, cri
 
     Returns a dict: ``neurons`` (layer -> kept/original), ``params``, ``macs``,
     ``val_acc_no_finetune`` and ``val_acc`` (after the short fine-tune, on the
-    validation split), ``latency_ms`` at ``batch_size`` and the ``threads`` used.
+    validation split), ``latency_ms`` at ``batch_size`` (:func:`latencies`, one round) and the ``threads`` used.
     Pass a dict as ``cache`` to reuse results for fractions already seen.
     """
     if not isinstance(fractions, Mapping):
@@ -691,7 +817,8 @@ def slider_result(model: nn.Module, data, fractions: Mapping[str, float], *, cri
     if finetune_epochs > 0:
         finetune(pruned, data, finetune_epochs, examples=finetune_examples, lr=lr, seed=seed)
     after = train.evaluate(pruned, data.val).accuracy
-    timing = metrics.latency(pruned, batch_size, tuple(data.val.x.shape[1:]), min_run_time=min_run_time)
+    timing = latencies({"pruned": pruned}, batch_size, tuple(data.val.x.shape[1:]), rounds=1,
+                       min_run_time=min_run_time)["pruned"]
     kept = neuron_counts(pruned)
     result = {
         "neurons": {layer: f"{kept[layer]}/{n}" for layer, n in counts.items()},

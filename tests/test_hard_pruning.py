@@ -539,11 +539,11 @@ def test_iterative_prune_needs_splits():
 # --------------------------------------------------------------------------- exercise checks
 
 
-def l2_scores_solution(layer):
+def l2_scores(layer):
     return layer.weight.detach().flatten(1).norm(dim=1)
 
 
-def remove_channel_solution(conv, next_conv, index):
+def remove_channel(conv, next_conv, index):
     keep = [c for c in range(conv.out_channels) if c != index]
     new_conv = nn.Conv2d(conv.in_channels, len(keep), conv.kernel_size, conv.stride, conv.padding)
     new_next = nn.Conv2d(len(keep), next_conv.out_channels, next_conv.kernel_size, next_conv.stride,
@@ -556,15 +556,15 @@ def remove_channel_solution(conv, next_conv, index):
     return new_conv, new_next
 
 
-def fc_columns_solution(channel, positions):
+def fc_columns(channel, positions):
     return list(range(channel * positions, (channel + 1) * positions))
 
 
 def test_notebook_solutions_pass(capsys):
     # the same code as the <details> solutions of notebooks/01_hard_pruning.ipynb
-    assert checks.check_l2_scores(l2_scores_solution) is True
-    assert checks.check_remove_channel(remove_channel_solution) is True
-    assert checks.check_fc_columns(fc_columns_solution) is True
+    assert bool(checks.check_l2_scores(l2_scores)) is True
+    assert bool(checks.check_remove_channel(remove_channel)) is True
+    assert bool(checks.check_fc_columns(fc_columns)) is True
     assert capsys.readouterr().out.count("Correct: ") == 3
 
 
@@ -576,28 +576,66 @@ def test_wrong_answers_fail_without_raising(capsys):
         return None
 
     for check in (checks.check_l2_scores, checks.check_remove_channel, checks.check_fc_columns):
-        assert check(raising) is False
-        assert check(stub) is False
-        assert check(None) is False
-    assert checks.check_l2_scores(lambda layer: layer.weight.detach().flatten(1).pow(2).sum(1)) is False
-    assert checks.check_l2_scores(lambda layer: layer.weight.detach().abs().flatten(1).sum(1)) is False
-    assert checks.check_l2_scores(lambda layer: layer.weight.detach().norm(dim=1).flatten()) is False
+        assert bool(check(raising)) is False
+        assert bool(check(stub)) is False
+        assert bool(check(None)) is False
+    assert bool(checks.check_l2_scores(lambda layer: layer.weight.detach().flatten(1).pow(2).sum(1))) is False
+    assert bool(checks.check_l2_scores(lambda layer: layer.weight.detach().abs().flatten(1).sum(1))) is False
+    assert bool(checks.check_l2_scores(lambda layer: layer.weight.detach().norm(dim=1).flatten())) is False
 
     def keeps_wrong_columns(conv, next_conv, index):
-        new_conv, new_next = remove_channel_solution(conv, next_conv, index)
+        new_conv, new_next = remove_channel(conv, next_conv, index)
         with torch.no_grad():
             new_next.weight.copy_(next_conv.weight[:, :-1])  # drops the last input channel, not `index`
         return new_conv, new_next
 
     def changes_original(conv, next_conv, index):
-        out = remove_channel_solution(conv, next_conv, index)
+        out = remove_channel(conv, next_conv, index)
         with torch.no_grad():
             conv.weight.zero_()
         return out
 
-    assert checks.check_remove_channel(keeps_wrong_columns) is False
-    assert checks.check_remove_channel(changes_original) is False
-    assert checks.check_fc_columns(lambda c, p: list(range(c, c + p))) is False
-    assert checks.check_fc_columns(lambda c, p: list(range(c, 400, 16))[:p]) is False
+    assert bool(checks.check_remove_channel(keeps_wrong_columns)) is False
+    assert bool(checks.check_remove_channel(changes_original)) is False
+    assert bool(checks.check_fc_columns(lambda c, p: list(range(c, c + p)))) is False
+    assert bool(checks.check_fc_columns(lambda c, p: list(range(c, 400, 16))[:p])) is False
     out = capsys.readouterr().out
     assert "Correct" not in out and out.count("Not yet: ") == 16
+
+
+# --------------------------------------------------------------------------- latency helpers
+
+
+def test_latencies_and_speedup_curve():
+    model = models.mlp(hidden=(64, 32), in_features=16, classes=3)
+    timed = hp.latencies({"a": model, "b": hp.prune_neurons(model, 0.5)}, batch_size=8, input_shape=(16,),
+                         rounds=3, min_run_time=0.01)
+    assert set(timed) == {"a", "b"} and all(t.median > 0 and t.batch_size == 8 for t in timed.values())
+    rows = hp.speedup_curve(model, [0.5, 0.75], batch_size=8, input_shape=(16,), rounds=1, min_run_time=0.01)
+    dense_macs = 16 * 64 + 64 * 32 + 32 * 3
+    assert [r["macs"] for r in rows] == [16 * 32 + 32 * 16 + 16 * 3, 16 * 16 + 16 * 8 + 8 * 3]
+    assert rows[0]["mac_ratio"] == pytest.approx(dense_macs / rows[0]["macs"])
+    assert all(r["speedup"] > 0 and r["latency_ms"] > 0 and r["threads"] >= 1 for r in rows)
+    plain = hp.latencies({"a": model}, batch_size=8, input_shape=(16,), rounds=1, min_run_time=0.01, block_ms=0)
+    assert plain["a"].repeats >= 15 and plain["a"].median > 0
+    long_blocks = hp.latencies({"a": model}, batch_size=8, input_shape=(16,), rounds=1, min_run_time=0.01,
+                               block_ms=5)
+    assert long_blocks["a"].median < 5e-3  # per forward pass, not per block of many passes
+    with pytest.raises(ValueError, match="block_ms"):
+        hp.latencies({"a": model}, block_ms=-1)
+    with pytest.raises(ValueError, match="rounds"):
+        hp.latencies({"a": model}, rounds=0)
+    with pytest.raises(ValueError, match="no models"):
+        hp.latencies({})
+
+
+def test_layer_latencies_cover_every_layer():
+    model = models.lenet5(channels=(2, 3), hidden=(8, 6))
+    rows = hp.layer_latencies(model, batch_size=4, min_run_time=0.01)
+    assert [r["layer"] for r in rows] == [name for name, _ in model.named_children()]
+    macs = {r["layer"]: r["macs"] for r in rows}
+    assert macs["conv1"] == 28 * 28 * 2 * 25 and macs["conv2"] == 10 * 10 * 3 * 2 * 25 and macs["pool1"] == 0
+    assert macs["fc1"] == 75 * 8 and sum(macs.values()) == metrics.macs(model)
+    assert all(r["latency_ms"] > 0 for r in rows)
+    with pytest.raises(ValueError, match="cannot follow"):
+        hp.layer_latencies(Residual())

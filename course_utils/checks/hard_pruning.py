@@ -1,4 +1,4 @@
-"""Checks for the exercises of notebook 01 (hard pruning). Each returns True/False and never raises."""
+"""Checks for the exercises of notebook 01 (hard pruning). Each returns a verdict (truthy when right) and never raises."""
 
 from __future__ import annotations
 
