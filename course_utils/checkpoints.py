@@ -83,7 +83,11 @@ def _read(path: Path) -> dict:
 
 
 def load(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load weights saved by :func:`save` into ``model`` (in place) after checking every key and shape."""
+    """Load weights saved by :func:`save` into ``model`` (in place) after checking every key and shape.
+
+    Into a masked model (``torch.nn.utils.prune``) the weights are loaded under
+    its masks: ``weight_orig`` takes the saved values and the mask still applies.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -102,9 +106,12 @@ def load(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         if shapes:
             parts.append("mismatched shapes " + "; ".join(shapes))
         raise CheckpointMismatchError(f"{path} does not match the model: " + ", ".join(parts))
+    targets = dict(model.state_dict())  # tensors sharing storage with the model's parameters and buffers
     with torch.no_grad():
-        for key, value in expected.items():
-            value.copy_(state[key])
+        for key in expected:
+            # a masked layer (torch.nn.utils.prune) keeps its mask: the weights go into `<name>_orig`
+            target = targets.get(key + "_orig", targets.get(key))
+            target.copy_(state[key])
     return model
 
 

@@ -271,7 +271,10 @@ def feature_extractor(model: nn.Module, layer: str) -> nn.Sequential:
     if layer not in names:
         raise ValueError(f"no layer {layer!r} in the model; its layers are {names}")
     keep = names[: names.index(layer) + 1]
-    return nn.Sequential(OrderedDict((name, getattr(model, name)) for name in keep))
+    extractor = nn.Sequential(OrderedDict((name, getattr(model, name)) for name in keep))
+    # a new container starts in training mode; give it the model's mode, or restoring "its" mode after an
+    # evaluation (as predict does) would switch the shared layers of an eval-mode teacher to training
+    return extractor.train(model.training)
 
 
 def hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor,
@@ -387,7 +390,8 @@ def _fingerprint(*tensors: torch.Tensor) -> str:
 def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | None = None,
             teacher_logits: torch.Tensor | None = None, temperature: float | None = None,
             alpha: float | None = None, t_squared: bool = True, lr: float = 1e-3, batch_size: int = 256,
-            schedule: str | None = "cosine", cache: bool = True, verbose: bool = False) -> nn.Module:
+            schedule: str | None = "cosine", cache: bool = True, verbose: bool = False,
+            validate: bool = False) -> nn.Module:
     """An MLP student (``cu.models.mlp(hidden)``) trained on labels alone, or distilled when a teacher is given.
 
     The same ``seed`` gives the same initial weights and the same batch order in
@@ -395,7 +399,9 @@ def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | No
     ``cache=True`` the trained model is stored with
     :func:`course_utils.checkpoints.load_or_train`; the config holds every
     setting plus fingerprints of the training labels and of the teacher's
-    logits, so a different teacher or transfer set retrains.
+    logits, so a different teacher or transfer set retrains. The validation split is
+    not evaluated during training unless ``validate=True`` (the caller scores the
+    final model; this saves an evaluation per epoch).
     """
     hidden = tuple(int(h) for h in hidden)
     train_split = _train_split(data)
@@ -406,6 +412,7 @@ def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | No
         if teacher_logits is None:
             teacher_logits = train.predict(_prepare_teacher(teacher), train_split.x)
     fit_kwargs = dict(lr=lr, batch_size=batch_size, schedule=schedule, seed=seed)
+    train_kwargs = dict(fit_kwargs, validate=validate)
 
     def build():
         train.set_seed(seed)
@@ -414,8 +421,8 @@ def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | No
     def run(model):
         if distilled:
             return distill(model, teacher, data, epochs, temperature, alpha, teacher_logits=teacher_logits,
-                           t_squared=t_squared, **fit_kwargs)
-        return train.fit(model, data, epochs, **fit_kwargs)
+                           t_squared=t_squared, **train_kwargs)
+        return train.fit(model, data, epochs, **train_kwargs)
 
     if not cache:
         model = build()

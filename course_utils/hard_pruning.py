@@ -676,65 +676,31 @@ def group_l1(layers: Iterable[str] | None = None):
 # --------------------------------------------------------------------------- what it buys: latency
 
 
-class _Repeated(nn.Module):
-    """Runs ``model`` ``times`` times per call, so that one timed call lasts long enough (see :func:`latencies`)."""
-
-    def __init__(self, model: nn.Module, times: int):
-        super().__init__()
-        self.model, self.times = model, times
-
-    def forward(self, x):
-        for _ in range(self.times):
-            out = self.model(x)
-        return out
-
-
 def latencies(models: Mapping[str, nn.Module], batch_size: int = 256, input_shape=(1, 28, 28), rounds: int = 3,
               min_run_time: float = 0.1, block_ms: float = 30.0) -> dict[str, metrics.Timing]:
     """:func:`course_utils.metrics.latency` of several models, measured in interleaved rounds with long blocks.
 
     Round after round, every model is timed once (A, B, C, A, B, C, ...); for
     each model the round with the median time is returned. Each timed block
-    runs the model for at least ``block_ms`` milliseconds (``0``: the timer's
-    own 2 ms blocks), and the times are divided by the number of forward
-    passes per block. Both make ratios between models robust on a shared
-    machine: a slow period hits every model alike, and the other programs'
-    share of the CPU stretches a long block proportionally instead of adding a
-    whole scheduler time slice to a short one. On a quiet machine the results
-    are the same as plain :func:`~course_utils.metrics.latency`.
+    runs the model for at least ``block_ms`` milliseconds. Both make ratios
+    between models robust on a shared machine: a slow period hits every model
+    alike, and the other programs' share of the CPU stretches a long block
+    proportionally instead of adding a whole scheduler time slice to a short
+    one. On a quiet machine the results are the same as plain
+    :func:`~course_utils.metrics.latency`.
     """
     if not models:
         raise ValueError("no models to time")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds <= 0:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-    if not isinstance(block_ms, (int, float)) or block_ms < 0:
-        raise ValueError(f"block_ms must be a number >= 0, got {block_ms!r}")
-    timed = {}
-    for name, model in models.items():
-        times = 1
-        if block_ms > 0:
-            once = metrics.latency(model, batch_size, input_shape, min_run_time=0.02, min_repeats=3).median
-            times = max(1, math.ceil(block_ms * 1e-3 / max(once, 1e-7)))
-        timed[name] = (_Repeated(model, times) if times > 1 else model, times)
+    if not isinstance(block_ms, (int, float)) or block_ms <= 0:
+        raise ValueError(f"block_ms must be a number > 0, got {block_ms!r}")
     results: dict[str, list] = {name: [] for name in models}
     for _ in range(rounds):
-        for name, (runner, times) in timed.items():
-            t = metrics.latency(runner, batch_size, input_shape, min_run_time=min_run_time,
-                                min_repeats=7 if times > 1 else 15)
-            results[name].append(metrics.Timing(t.median / times, t.iqr / times, t.batch_size, t.threads, t.repeats))
+        for name, model in models.items():
+            results[name].append(metrics.latency(model, batch_size, input_shape, min_run_time=min_run_time,
+                                                 min_repeats=7, min_block=block_ms * 1e-3))
     return {name: sorted(ts, key=lambda t: t.median)[(len(ts) - 1) // 2] for name, ts in results.items()}
-
-
-class _Anchored(nn.Module):
-    """A module plus an empty parameter, so that :func:`metrics.latency` finds a device for ReLU or pooling."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-        self.anchor = nn.Parameter(torch.zeros(0))
-
-    def forward(self, x):
-        return self.module(x)
 
 
 def layer_latencies(model: nn.Module, batch_size: int = 256, input_shape=(1, 28, 28),
@@ -755,9 +721,8 @@ def layer_latencies(model: nn.Module, batch_size: int = 256, input_shape=(1, 28,
     try:
         for name, module in children:
             shape = tuple(x.shape[1:])
-            wrapped = _Anchored(module).to(device)
-            timing = metrics.latency(wrapped, batch_size, shape, min_run_time=min_run_time)
-            macs = metrics.macs(wrapped, shape) if any(True for _ in module.parameters()) else 0
+            timing = metrics.latency(module, batch_size, shape, min_run_time=min_run_time)
+            macs = metrics.macs(module, shape)
             rows.append({"layer": name, "type": type(module).__name__, "macs": macs,
                          "latency_ms": timing.median * 1e3, "threads": timing.threads})
             with torch.no_grad():

@@ -28,6 +28,8 @@ __all__ = [
     "count_nonzero",
     "count_parameters",
     "effective_state_dict",
+    "effective_weight",
+    "time_call",
     "latency",
     "layer_sparsity",
     "macs",
@@ -43,16 +45,32 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def _masked(module: nn.Module, name: str) -> bool:
+    return hasattr(module, f"{name}_orig") and hasattr(module, f"{name}_mask")
+
+
+def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
+    """The value a layer computes with: ``<name>_orig * <name>_mask`` for a masked layer, else the parameter.
+
+    Computed from the parameter and the mask rather than read from the
+    attribute that ``torch.nn.utils.prune`` refreshes at each forward pass,
+    which lags behind after an optimiser step.
+    """
+    if _masked(module, name):
+        return (getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")).detach()
+    return getattr(module, name).detach()
+
+
 def effective_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """``state_dict`` with every pruning mask applied and ``*_orig``/``*_mask`` pairs merged."""
+    state = model.state_dict()
     out: dict[str, torch.Tensor] = {}
-    for key, tensor in model.state_dict().items():
+    for key, tensor in state.items():
         if key.endswith("_mask"):
             continue
         if key.endswith("_orig"):
-            module_name, _, param = key[: -len("_orig")].rpartition(".")
-            module = model.get_submodule(module_name) if module_name else model
-            out[key[: -len("_orig")]] = getattr(module, param).detach().clone()
+            base = key[: -len("_orig")]
+            out[base] = (tensor * state[base + "_mask"]).detach().clone()
         else:
             out[key] = tensor
     return out
@@ -67,26 +85,28 @@ def count_nonzero(model: nn.Module) -> int:
     """Learnable numbers that are not exactly zero (after masks)."""
     total = 0
     for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            value = getattr(module, name[: -len("_orig")]) if name.endswith("_orig") else p
-            total += int(torch.count_nonzero(value.detach()))
+        for name, _ in module.named_parameters(recurse=False):
+            base = name[: -len("_orig")] if name.endswith("_orig") else name
+            total += int(torch.count_nonzero(effective_weight(module, base)))
     return total
 
 
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
     """Fraction of exactly-zero weights in each Linear/Conv2d layer (biases excluded)."""
-    return {name: 1.0 - int(torch.count_nonzero(m.weight.detach())) / m.weight.numel()
-            for name, m in prunable_layers(model).items()}
+    out = {}
+    for name, m in prunable_layers(model).items():
+        w = effective_weight(m)
+        out[name] = 1.0 - int(torch.count_nonzero(w)) / w.numel()
+    return out
 
 
 def sparsity(model: nn.Module) -> float:
     """Fraction of exactly-zero weights over all Linear/Conv2d layers (biases excluded)."""
-    layers = prunable_layers(model).values()
-    total = sum(m.weight.numel() for m in layers)
+    weights = [effective_weight(m) for m in prunable_layers(model).values()]
+    total = sum(w.numel() for w in weights)
     if total == 0:
         raise ValueError("the model has no Linear or Conv2d layers")
-    zeros = sum(m.weight.numel() - int(torch.count_nonzero(m.weight.detach())) for m in layers)
-    return zeros / total
+    return 1.0 - sum(int(torch.count_nonzero(w)) for w in weights) / total
 
 
 def macs(model: nn.Module, input_shape=(1, 28, 28)) -> int:
@@ -129,41 +149,49 @@ class Timing(NamedTuple):
     repeats: int
 
 
-def latency(model: nn.Module, batch_size: int = 1, input_shape=(1, 28, 28), threads: int | None = None,
-            min_run_time: float = 0.3, min_repeats: int = 15, min_block: float = 0.01) -> Timing:
-    """Median time of one forward pass on a batch, measured with ``torch.utils.benchmark.Timer``.
+def time_call(fn, *, threads: int | None = None, min_run_time: float = 0.3, min_repeats: int = 15,
+              min_block: float = 0.01, batch_size: int = 0) -> Timing:
+    """Median time of one call of ``fn()``, measured with ``torch.utils.benchmark.Timer``.
 
     Calls are grouped in blocks of at least ``min_block`` seconds (10 ms: the
     timer's own overhead is negligible, and on a busy machine a block spans
-    several scheduler time slices rather than catching one); blocks are repeated at least ``min_repeats`` times and for at
-    least ``min_run_time`` seconds, and the median over blocks is reported with
-    its interquartile range. ``threads`` defaults to PyTorch's current thread
-    count. Gradients are off and the model is in eval mode.
+    several scheduler time slices rather than catching one); blocks are repeated
+    at least ``min_repeats`` times and for at least ``min_run_time`` seconds, and
+    the median over blocks is reported with its interquartile range. ``threads``
+    defaults to PyTorch's current thread count. This is the course's one timer:
+    :func:`latency` and the sparse-kernel measurements of notebook 02 use it.
     """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
     benchmark = _benchmark()
     threads = threads or torch.get_num_threads()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    number = 1
+    while number < 100_000 and timer.timeit(number).median * number < min_block:  # also warms up
+        number *= 4
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < min_repeats or (spent < min_run_time and len(times) < 500):
+        per_call = timer.timeit(number).median
+        times.append(per_call)
+        spent += per_call * number
+    t = torch.tensor(times, dtype=torch.float64)
+    iqr = (t.quantile(0.75) - t.quantile(0.25)).item()
+    return Timing(t.median().item(), iqr, batch_size, threads, len(times))
+
+
+def latency(model: nn.Module, batch_size: int = 1, input_shape=(1, 28, 28), threads: int | None = None,
+            min_run_time: float = 0.3, min_repeats: int = 15, min_block: float = 0.01) -> Timing:
+    """Median time of one forward pass of ``model`` on a batch (eval mode, no gradients); see :func:`time_call`."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
     x = torch.randn(batch_size, *input_shape, device=_device(model))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
-            number = 1
-            while number < 100_000 and timer.timeit(number).median * number < min_block:  # also warms up
-                number *= 4
-            times: list[float] = []
-            spent = 0.0
-            while len(times) < min_repeats or (spent < min_run_time and len(times) < 500):
-                per_call = timer.timeit(number).median
-                times.append(per_call)
-                spent += per_call * number
+            return time_call(lambda: model(x), threads=threads, min_run_time=min_run_time,
+                             min_repeats=min_repeats, min_block=min_block, batch_size=batch_size)
     finally:
         model.train(was_training)
-    t = torch.tensor(times, dtype=torch.float64)
-    iqr = (t.quantile(0.75) - t.quantile(0.25)).item()
-    return Timing(t.median().item(), iqr, batch_size, threads, len(times))
 
 
 def _benchmark():

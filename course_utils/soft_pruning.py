@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from types import SimpleNamespace
 from typing import Iterable, Mapping, Sequence
 
 import torch
@@ -37,7 +38,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from . import train
-from .metrics import _benchmark, layer_sparsity, sparsity, state_dict_size
+from .metrics import layer_sparsity, sparsity, state_dict_size, time_call
 from .models import prunable_layers
 
 __all__ = [
@@ -75,6 +76,13 @@ SCHEDULES = ("han", "agp", "oneshot")
 
 
 # --------------------------------------------------------------------------- checks of the input
+
+
+def _with_train_subset(data, n: int | None):
+    """``data`` with only the first ``n`` training images (the validation split unchanged); ``data`` if n is None."""
+    if n is None:
+        return data
+    return SimpleNamespace(train=data.train.subset(n), val=getattr(data, "val", None))
 
 
 def _check_fraction(value, what: str = "amount") -> float:
@@ -197,11 +205,13 @@ def _refresh(module: nn.Module) -> None:
 
     Done without gradients, so the attribute is a plain tensor: metrics read
     the current values and ``copy.deepcopy`` works (it refuses tensors that are
-    part of an autograd graph).
+    part of an autograd graph). :func:`course_utils.train.refresh_masks` does
+    the same for a whole model.
     """
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, prune.BasePruningMethod):
-            setattr(module, hook._tensor_name, hook.apply_mask(module))
+    with torch.no_grad():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, prune.BasePruningMethod):
+                setattr(module, hook._tensor_name, hook.apply_mask(module))
 
 
 def refresh(model: nn.Module) -> nn.Module:
@@ -349,8 +359,8 @@ def _at(fn, t: int, n: int, final, initial):
 
 def iterative_prune(model: nn.Module, data, target, steps: int = 4, finetune_epochs: int = 1, *,
                     schedule: str = "han", scope: str = "layer", layers: Iterable[str] | str | None = None,
-                    frequency: int | None = None, ramp: float = 0.75, lr: float = 3e-4, seed: int = 0,
-                    **fit_kwargs) -> list[dict]:
+                    frequency: int | None = None, ramp: float = 0.75, lr: float = 3e-4,
+                    lr_schedule: str | None = None, seed: int = 0, **fit_kwargs) -> list[dict]:
     """Prune ``model`` (in place) to ``target`` sparsity while training it for ``steps × finetune_epochs`` epochs.
 
     * ``"han"`` (Han et al. 2015): ``steps`` iterations of *prune, then retrain
@@ -364,8 +374,10 @@ def iterative_prune(model: nn.Module, data, target, steps: int = 4, finetune_epo
       number of epochs.
 
     ``target`` is a fraction, or ``{layer: fraction}`` with scope ``"layer"``.
-    Training goes through ``cu.train.fit`` (Adam at ``lr`` by default; other
-    keywords are passed on) with :func:`enforce_masks` after every step.
+    Training goes through ``cu.train.fit`` (Adam at ``lr`` by default,
+    ``lr_schedule`` is fit's ``schedule``: ``"cosine"`` decays the rate to zero
+    within each call; other keywords are passed on) with :func:`enforce_masks`
+    after every step.
     Returns a log: one row per pruning (``event="prune"``) and per epoch
     (``event="train"``), each with the epoch count so far, the sparsity and the
     validation accuracy.
@@ -408,7 +420,7 @@ def iterative_prune(model: nn.Module, data, target, steps: int = 4, finetune_epo
             row["val_acc"] = h.get("val_acc")
 
     record("start", 0, 0)
-    fit_kwargs = {"lr": lr, **fit_kwargs}
+    fit_kwargs = {"lr": lr, "schedule": lr_schedule, **fit_kwargs}
     epochs_total = steps * finetune_epochs
     if schedule in ("han", "oneshot"):
         rounds = steps if schedule == "han" else 1
@@ -442,9 +454,9 @@ def iterative_prune(model: nn.Module, data, target, steps: int = 4, finetune_epo
 # --------------------------------------------------------------------------- the article's loop
 
 
-def restore_loop(model: nn.Module, data, *, target: float, group: float = 0.3, tolerance: float = 0.005,
+def restore_loop(model: nn.Module, data, *, target: float, group: float = 0.5, tolerance: float = 0.005,
                  finetune_epochs: int = 1, train_size: int | None = None, penalty: str | None = "l2",
-                 penalty_weight: float = 1e-5, lr: float = 3e-4, max_rounds: int = 100,
+                 penalty_weight: float = 1e-5, lr: float = 1e-4, max_rounds: int = 100,
                  layers: Iterable[str] | str | None = None, **fit_kwargs) -> tuple[nn.Module, list[dict]]:
     """The article's loop with masks: zero a group, fine-tune, check on validation, keep or restore.
 
@@ -468,8 +480,8 @@ def restore_loop(model: nn.Module, data, *, target: float, group: float = 0.3, t
     if train_size is not None:
         _check_positive_int(train_size, "train_size")
     chosen = list(_select_layers(model, layers))
-    model = refresh(copy.deepcopy(model))
-    tune_data = data._replace(train=data.train.subset(train_size)) if train_size else data
+    model = copy.deepcopy(refresh(model))
+    tune_data = _with_train_subset(data, train_size)
 
     def candidates(m):
         refresh(m)
@@ -561,22 +573,26 @@ def soft_filter_prune(model: nn.Module, data, amount: float, epochs: int, *, har
     bias leaves a constant channel, which would be folded into the next
     layer's bias when the filter is removed. Returns ``(pruned model, log)``: one
     row per pruning with the epoch, the zeroed filters of each layer, the
-    filters that came back since the previous pruning, and the validation
-    accuracy right after the pruning.
+    filters that came back since the previous pruning, every filter's L2 norm
+    just before the pruning (how far the zeroed ones grew back), and the
+    validation accuracy right after the pruning.
     """
     amount = _check_fraction(amount)
     _check_positive_int(epochs, "epochs")
     for key in ("after_step", "after_epoch"):
         if key in fit_kwargs:
             raise ValueError(f"soft_filter_prune sets {key} itself; do not pass it")
-    model = refresh(copy.deepcopy(model))
+    model = copy.deepcopy(refresh(model))
     log: list[dict] = []
 
     def step(m, epoch: int):
+        refresh(m)
+        norms = {n: filter_norms(mod) for n, mod in prunable_layers(m).items()}
         zeroed = prune_filters(m, amount, layers, hard=hard or epoch == epochs)
         before = log[-1]["zeroed"] if log else {}
         log.append({"epoch": epoch, "mode": "hard" if hard else "soft", "zeroed": zeroed,
                     "came_back": {n: sorted(set(before.get(n, [])) - set(z)) for n, z in zeroed.items()},
+                    "norms": {n: [round(v, 6) for v in norms[n].tolist()] for n in zeroed},
                     "val_acc": None})
 
     step(model, 0)
@@ -631,7 +647,7 @@ def to_sparse(model: nn.Module) -> nn.Module:
     """
     if not prunable_layers(model):
         raise ValueError("the model has no Linear or Conv2d layer")
-    out = remove_masks(refresh(copy.deepcopy(model)))
+    out = remove_masks(copy.deepcopy(refresh(model)))
     for name, module in list(out.named_modules()):
         if isinstance(module, nn.Linear):
             parent_name, _, child = name.rpartition(".")
@@ -661,7 +677,7 @@ def matmul_latency(sparsities: Sequence[float], out_features: int = 300, in_feat
 
     W is random (``out_features × in_features``, the shape of LeNet-300-100's fc1
     by default) with its smallest-magnitude entries zeroed; x has ``batch_size``
-    rows. Each product is timed with ``torch.utils.benchmark.Timer.blocked_autorange``
+    rows. Each product is timed with :func:`course_utils.metrics.time_call`
     (at least ``min_run_time`` seconds) on ``threads`` threads (default: PyTorch's
     current count); rows report the medians in milliseconds and the speed-up of
     CSR over dense (above 1: sparse is faster).
@@ -671,7 +687,6 @@ def matmul_latency(sparsities: Sequence[float], out_features: int = 300, in_feat
         raise ValueError("sparsities is empty: give at least one fraction in [0, 1]")
     for what, v in (("out_features", out_features), ("in_features", in_features), ("batch_size", batch_size)):
         _check_positive_int(v, what)
-    benchmark = _benchmark()
     threads = threads or torch.get_num_threads()
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(out_features, in_features, generator=g)
@@ -682,11 +697,12 @@ def matmul_latency(sparsities: Sequence[float], out_features: int = 300, in_feat
         with torch.no_grad():
             layer.weight.copy_(w * _mask_smallest(w.abs(), round(s * w.numel())))
         sparse = SparseLinear(layer)
+        weight = layer.weight.detach()
         with torch.no_grad():
-            dense_t = benchmark.Timer("f(x, w)", globals={"f": torch.nn.functional.linear, "x": x, "w": layer.weight},
-                                      num_threads=threads).blocked_autorange(min_run_time=min_run_time)
-            sparse_t = benchmark.Timer("m(x)", globals={"m": sparse, "x": x},
-                                       num_threads=threads).blocked_autorange(min_run_time=min_run_time)
+            dense_t = time_call(lambda: torch.nn.functional.linear(x, weight), threads=threads,
+                                min_run_time=min_run_time, batch_size=batch_size)
+            sparse_t = time_call(lambda: sparse(x), threads=threads, min_run_time=min_run_time,
+                                 batch_size=batch_size)
         rows.append({"sparsity": s, "dense_ms": dense_t.median * 1e3, "csr_ms": sparse_t.median * 1e3,
                      "csr_speedup": dense_t.median / sparse_t.median, "batch_size": batch_size,
                      "threads": threads, "shape": f"{out_features}x{in_features}"})
@@ -711,8 +727,8 @@ def sweep(model: nn.Module, data, sparsities: Sequence[float], scope: str = "lay
     if train_size is not None:
         _check_positive_int(train_size, "train_size")
     _select_layers(model)
-    tune_data = data._replace(train=data.train.subset(train_size)) if train_size else data
-    base = refresh(copy.deepcopy(model))
+    tune_data = _with_train_subset(data, train_size)
+    base = copy.deepcopy(refresh(model))
     rows = []
     for s in values:
         pruned = magnitude_prune(copy.deepcopy(base), s, scope)
@@ -736,7 +752,7 @@ def preview(model: nn.Module, data, amount: float, scope: str = "layer",
     where ``remaining`` is the fraction of weights left in each layer.
     """
     _amounts(model, amount, scope, layers)  # validate before copying
-    dense = refresh(copy.deepcopy(model))
+    dense = copy.deepcopy(refresh(model))
     pruned = magnitude_prune(copy.deepcopy(dense), amount, scope, layers)
     return {
         "model": pruned,
@@ -763,7 +779,7 @@ def explore(model: nn.Module, data, amount: float = 0.9, scope: str = "layer"):
     dense_w = torch.cat([m.weight.detach().flatten() for m in prunable_layers(refresh(model)).values()])
     kept = torch.cat([m.weight.detach().flatten() for m in prunable_layers(result["model"]).values()])
     plots.weight_histogram({"dense": dense_w, "kept after pruning": kept}, bins=120, ax=ax_hist, drop_zeros=True,
-                           title="weights (zeros left out)")
+                           log=True, title="weights (zeros left out, log scale)")
     plots.bars(result["remaining"], ylabel="weights left (%)", ax=ax_bars, percent=True,
                title="weights left per layer")
     fig.suptitle(f"{scope} pruning to {result['sparsity']:.1%} zeros: validation accuracy "

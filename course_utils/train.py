@@ -35,6 +35,7 @@ __all__ = [
     "fit",
     "penalty_value",
     "predict",
+    "refresh_masks",
     "set_seed",
 ]
 
@@ -251,6 +252,24 @@ def fit(
     return history
 
 
+def refresh_masks(model: nn.Module) -> nn.Module:
+    """Recompute every masked attribute (``weight = weight_orig * weight_mask``) now, outside autograd.
+
+    ``torch.nn.utils.prune`` recomputes a masked layer's ``weight`` at each
+    forward pass; after a forward pass with gradients that attribute belongs to
+    an autograd graph, which ``copy.deepcopy`` refuses. Refreshed without
+    gradients it is a plain tensor again, with the current values.
+    """
+    from torch.nn.utils import prune
+
+    with torch.no_grad():
+        for module in model.modules():
+            for hook in module._forward_pre_hooks.values():
+                if isinstance(hook, prune.BasePruningMethod):
+                    setattr(module, hook._tensor_name, hook.apply_mask(module))
+    return model
+
+
 def evaluate_and_restore(
     model: nn.Module,
     data: Splits,
@@ -296,7 +315,7 @@ def evaluate_and_restore(
         for tries, candidate in enumerate(candidates(model), start=1):
             if tries > max_tries:
                 break
-            trial = apply(copy.deepcopy(model), candidate)
+            trial = apply(copy.deepcopy(refresh_masks(model)), candidate)
             if finetune is not None:
                 finetune(trial)
             acc = evaluate(trial, data.val).accuracy

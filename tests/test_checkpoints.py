@@ -1,6 +1,7 @@
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 import course_utils as cu
 from conftest import blobs
@@ -56,7 +57,7 @@ def test_load_refuses_pickled_code(tmp_path):
 
 def test_masked_models_are_saved_as_plain_weights(tmp_path):
     model = small()
-    torch.nn.utils.prune.l1_unstructured(model.fc1, "weight", amount=0.5)
+    prune.l1_unstructured(model.fc1, "weight", amount=0.5)
     path = cu.checkpoints.save(model, tmp_path / "masked.pt")
     plain = cu.checkpoints.load(small(), path)
     x = torch.randn(5, 8)
@@ -114,3 +115,18 @@ def test_baselines_are_cached_under_the_dataset_name(cache, mnist, monkeypatch):
     again = cu.baselines.lenet300_100(tiny, verbose=False)
     assert torch.equal(model.fc1.weight, again.fc1.weight)
     assert cu.train.evaluate(model, mnist.val.subset(500)).accuracy > 0.8
+
+
+def test_loading_into_a_masked_model_keeps_its_mask(tmp_path):
+    source = small()
+    path = cu.checkpoints.save(source, tmp_path / "plain.pt")
+    target = cu.models.mlp(hidden=(16,), in_features=8, classes=3)
+    prune.random_unstructured(target.fc1, "weight", amount=0.5)
+    mask = target.fc1.weight_mask.clone()
+    cu.checkpoints.load(target, path)
+    assert torch.equal(target.fc1.weight_orig, source.fc1.weight)
+    x = torch.randn(4, 8)
+    assert torch.equal(target.fc1.weight_mask, mask) and torch.allclose(
+        target(x), torch.nn.functional.linear(torch.relu(torch.nn.functional.linear(x, source.fc1.weight * mask,
+                                                                                     source.fc1.bias)),
+                                              source.fc2.weight, source.fc2.bias))

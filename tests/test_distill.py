@@ -321,18 +321,18 @@ def test_check_kd_loss_accepts_the_solution_and_rejects_mistakes(capsys):
         hard = F.cross_entropy(student_logits, targets)
         return alpha * T * T * soft + (1 - alpha) * hard
 
-    assert checks.check_kd_loss(my_kd_loss) is True
+    assert checks.check_kd_loss(my_kd_loss)
 
     def no_t2(s, t, y, T, alpha):
         return D.kd_loss(s, t, y, T, alpha, t_squared=False)
 
-    assert checks.check_kd_loss(no_t2) is False
+    assert not checks.check_kd_loss(no_t2)
     assert "T²" in capsys.readouterr().out
-    assert checks.check_kd_loss(lambda s, t, y, T, a: D.kd_loss(s, t, y, T, 1 - a)) is False
-    assert checks.check_kd_loss(lambda *args: None) is False
-    assert checks.check_kd_loss(lambda *args: 1 / 0) is False
+    assert not checks.check_kd_loss(lambda s, t, y, T, a: D.kd_loss(s, t, y, T, 1 - a))
+    assert not checks.check_kd_loss(lambda *args: None)
+    assert not checks.check_kd_loss(lambda *args: 1 / 0)
     assert "ZeroDivisionError" in capsys.readouterr().out
-    assert checks.check_kd_loss(None) is False
+    assert not checks.check_kd_loss(None)
 
 
 def test_check_temperature_choice():
@@ -340,9 +340,17 @@ def test_check_temperature_choice():
     test = {1: 600, 2: 400, 4: 410, 8: 450, 20: 700}
     tiny_val_errors = val
     my_temperature = min(tiny_val_errors, key=tiny_val_errors.get)  # the solution in the notebook
-    assert checks.check_temperature_choice(my_temperature, val, test) is True
-    assert checks.check_temperature_choice(2, val, test) is False  # best on test, not on validation
-    assert checks.check_temperature_choice(20, val) is False
-    assert checks.check_temperature_choice(3.0, val) is False
-    assert checks.check_temperature_choice(None, val) is False
-    assert checks.check_temperature_choice("hot", val) is False
+    assert checks.check_temperature_choice(my_temperature, val, test)
+    assert not checks.check_temperature_choice(2, val, test)  # best on test, not on validation
+    assert not checks.check_temperature_choice(20, val)
+    assert not checks.check_temperature_choice(3.0, val)
+    assert not checks.check_temperature_choice(None, val)
+    assert not checks.check_temperature_choice("hot", val)
+
+
+def test_feature_extractor_keeps_an_eval_teacher_in_eval_mode(splits):
+    teacher = _teacher(splits).eval()
+    D.cached_outputs(teacher, splits, "t-hidden", {"id": 2}, layer="relu1", verbose=False)
+    assert not any(m.training for m in teacher.modules())
+    lower = D.feature_extractor(teacher, "relu1")
+    assert lower.fc1 is teacher.fc1 and not lower.training

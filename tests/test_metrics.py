@@ -87,3 +87,21 @@ def test_modules_without_parameters_can_be_measured():
     assert cu.metrics.macs(nn.Sequential(nn.Flatten(), nn.ReLU())) == 0
     t = cu.metrics.latency(nn.ReLU(), batch_size=4, min_run_time=0.01, min_block=0.001)
     assert t.median > 0 and t.repeats >= 15
+
+
+def test_effective_weights_do_not_lag_behind_an_optimiser_step():
+    model = cu.models.mlp(hidden=(8,), in_features=4, classes=2)
+    prune.l1_unstructured(model.fc1, "weight", amount=0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    model(torch.randn(3, 4)).sum().backward()
+    opt.step()  # weight_orig changed; the hook-computed `weight` attribute is refreshed only at the next forward
+    expected = model.fc1.weight_orig.detach() * model.fc1.weight_mask
+    assert not torch.equal(model.fc1.weight.detach(), expected)
+    assert torch.equal(cu.metrics.effective_state_dict(model)["fc1.weight"], expected)
+    assert torch.equal(cu.metrics.effective_weight(model.fc1), expected)
+
+
+def test_time_call_times_any_callable():
+    x = torch.randn(64, 64)
+    t = cu.metrics.time_call(lambda: x @ x, threads=1, min_run_time=0.01, min_block=0.001)
+    assert t.median > 0 and t.threads == 1 and t.repeats >= 15

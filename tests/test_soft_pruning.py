@@ -446,7 +446,7 @@ def test_check_global_threshold(capsys):
         k = round(amount * magnitudes.numel())
         return magnitudes.kthvalue(k).values.item()
 
-    assert checks.check_global_threshold(global_threshold) is True
+    assert checks.check_global_threshold(global_threshold)
     assert "Correct" in capsys.readouterr().out
 
     def per_layer(weights, amount):
@@ -465,7 +465,7 @@ def test_check_global_threshold(capsys):
 
     for wrong, hint in ((per_layer, "one layer"), (signed, "magnitudes"), (stub, "nothing yet"),
                         (broken, "RuntimeError"), (None, "define")):
-        assert checks.check_global_threshold(wrong) is False
+        assert not checks.check_global_threshold(wrong)
         assert hint in capsys.readouterr().out
 
 
@@ -475,9 +475,9 @@ def test_check_cubic_schedule(capsys):
         t = min(max(step, 0), total_steps)
         return final + (initial - final) * (1 - t / total_steps) ** 3
 
-    assert checks.check_cubic_schedule(cubic) is True
+    assert checks.check_cubic_schedule(cubic)
     assert "Correct" in capsys.readouterr().out
-    assert checks.check_cubic_schedule(sp.cubic_sparsity) is True
+    assert checks.check_cubic_schedule(sp.cubic_sparsity)
     capsys.readouterr()
 
     def linear(step, total_steps, final, initial=0.0):
@@ -491,5 +491,75 @@ def test_check_cubic_schedule(capsys):
 
     for wrong, hint in ((linear, "straight line"), (swapped, "swapped"), (stub, "nothing yet"),
                         (lambda *a: 1 / 0, "ZeroDivisionError")):
-        assert checks.check_cubic_schedule(wrong) is False
+        assert not checks.check_cubic_schedule(wrong)
         assert hint in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- sweep and mask_zeros
+
+
+def test_sweep_measures_copies_on_validation_only():
+    data = blobs()
+    model = trained_mlp(data)
+    rows = sp.sweep(model, NoTestSplit(data), [0.0, 0.5, 0.95], "global", finetune_epochs=1, train_size=100,
+                    lr=1e-2, batch_size=32, progress=False)
+    assert not any(sp.is_masked(m) for m in model.modules())
+    assert [r["sparsity"] for r in rows] == pytest.approx([0.0, 0.5, 0.95], abs=2e-3)
+    assert rows[0]["val_acc"] == pytest.approx(cu.train.evaluate(model, data.val).accuracy)
+    assert all(set(r) == {"scope", "sparsity", "val_acc", "val_acc_finetuned"} for r in rows)
+    assert rows[-1]["val_acc"] < rows[0]["val_acc"]  # 95% zeros one-shot hurts the tiny model
+    plain = sp.sweep(model, data, [0.5], "layer")
+    assert "val_acc_finetuned" not in plain[0]
+    with pytest.raises(ValueError, match="finetune_epochs"):
+        sp.sweep(model, data, [0.5], finetune_epochs=-1)
+    with pytest.raises(ValueError, match="sparsities"):
+        sp.sweep(model, data, [])
+
+
+def test_mask_zeros_restores_masks_after_a_checkpoint(tmp_path):
+    data = blobs()
+    model = trained_mlp(data, epochs=2)
+    sp.magnitude_prune(model, 0.6, "global")
+    masks = sp.current_masks(model)
+    zeros = sp.sparsity(model)
+    path = cu.checkpoints.save(model, tmp_path / "pruned.pt")
+    loaded = cu.checkpoints.load(small_mlp(seed=3), path)  # plain weights with zeros, no masks
+    sp.mask_zeros(loaded)
+    for name, mask in sp.current_masks(loaded).items():
+        assert torch.equal(mask, masks[name])
+    cu.train.fit(loaded, data, 2, lr=1e-2, after_step=sp.enforce_masks, progress=False)
+    assert sp.sparsity(sp.refresh(loaded)) == zeros
+
+
+def test_bad_inputs_of_the_loops_raise_before_any_work():
+    data = blobs()
+    model = small_mlp()
+    with pytest.raises(ValueError, match="group"):
+        sp.restore_loop(model, data, target=0.5, group=0.0)
+    with pytest.raises(ValueError, match="target"):
+        sp.restore_loop(model, data, target=1.5)
+    with pytest.raises(ValueError, match="no Conv2d"):
+        sp.prune_filters(model, 0.5)
+    with pytest.raises(ValueError, match="amount"):
+        sp.soft_filter_prune(small_cnn(), image_blobs(), 2.0, 1)
+    with pytest.raises(ValueError, match="epochs"):
+        sp.soft_filter_prune(small_cnn(), image_blobs(), 0.5, 0)
+    with pytest.raises(ValueError, match="after_step"):
+        sp.iterative_prune(model, data, 0.5, after_step=print)
+    with pytest.raises(ValueError, match="no Linear or Conv2d"):
+        sp.to_sparse(nn.Sequential(nn.ReLU()))
+
+
+def test_masked_model_fresh_from_a_training_step_can_be_copied_and_measured():
+    data = blobs()
+    model = small_mlp()
+    sp.magnitude_prune(model, 0.5)
+    model.train()
+    model(data.train.x[:8]).sum().backward()  # the hook leaves `weight` inside an autograd graph
+    assert model.fc1.weight.grad_fn is not None
+    with pytest.raises(RuntimeError):
+        copy.deepcopy(model)  # why the module refreshes before copying
+    result = sp.preview(model, data, 0.7)
+    assert result["sparsity"] == pytest.approx(0.7, abs=3e-3)
+    copy.deepcopy(model)  # refreshed: now a plain tensor
+    assert sp.to_sparse(model).fc1.weight.layout == torch.sparse_csr

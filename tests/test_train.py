@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 import course_utils as cu
 from conftest import NoTestSplit, blobs
@@ -211,3 +212,15 @@ def test_evaluate_and_restore_refuses_bad_targets():
         with pytest.raises(ValueError, match="target"):
             cu.train.evaluate_and_restore(model, data, candidates=candidates, apply=apply,
                                           size=lambda m: 1.0, target=bad)
+
+
+def test_evaluate_and_restore_copies_a_masked_model_used_with_gradients():
+    data = blobs()
+    model = tiny_model()
+    prune.l1_unstructured(model[0], "weight", amount=0.3)
+    cu.train.fit(model, data, 1, validate=False)  # leaves `weight` attached to an autograd graph
+    model(data.train.x[:2]).sum().backward()
+    final, log = cu.train.evaluate_and_restore(
+        model, data, candidates=lambda m: iter(["nothing"]), apply=lambda m, c: m,
+        size=lambda m: 1.0, target=0.5, tolerance=1.0, max_rounds=1)
+    assert log[0]["decision"] == "kept" and final is not model

@@ -1,4 +1,4 @@
-"""Checks for the exercises of notebook 02 (soft pruning). Each returns True/False and never raises."""
+"""Checks for the exercises of notebook 02 (soft pruning). Each returns a truthy or falsy Verdict, never raises."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _as_float(value):
     return None
 
 
-def check_global_threshold(fn) -> bool:
+def check_global_threshold(fn):
     """``fn(weights, amount)``: the magnitude t such that zeroing every |w| <= t over all layers together
     zeroes the fraction ``amount`` of all the weights."""
     if not callable(fn):
@@ -66,7 +66,7 @@ def check_global_threshold(fn) -> bool:
                         "so layers full of small weights lose more than the others")
 
 
-def check_cubic_schedule(fn) -> bool:
+def check_cubic_schedule(fn):
     """``fn(step, total_steps, final, initial=0.0)``: Zhu & Gupta's s_t = s_f + (s_i - s_f)(1 - t/n)^3."""
     if not callable(fn):
         return report(False, "define a function cubic(step, total_steps, final, initial=0.0) and pass it to the check")
