@@ -238,6 +238,9 @@ def test_hint_stage_trains_lower_layers_only(splits):
 def test_teacher_net_shapes_and_size():
     net = D.teacher_net()
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert (net.fc1.out_features, net.fc2.out_features) == (1200, 1200)  # Hinton et al.'s MNIST teacher
+    assert net.drop1.p == D.TEACHER_RECIPE["dropout"] == 0.3
+    assert cu.metrics.count_parameters(net) == 784 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 10 + 10
     assert cu.metrics.count_parameters(net) > cu.metrics.count_parameters(cu.models.mlp((800, 800)))
     with pytest.raises(ValueError):
         D.teacher_net(dropout=1.0)
