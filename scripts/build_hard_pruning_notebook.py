@@ -423,7 +423,8 @@ every score beats random: a small score is not the same as a small contribution.
 only has a small *mean* activation and may still be that digit's detector; a weight norm ignores how the next layer
 uses the neuron. Taylor asks the loss directly how much it would change. A short fine-tune **closes most of the gap**
 between criteria (compare the two gaps printed): the remaining neurons re-learn what the removed ones did, so the
-choice matters less once you retrain. And towards the right-hand end the curves fall off a **cliff**: when too few
+choice matters less once you retrain (the leading criteria can end up so close that which one comes first is
+noise). And towards the right-hand end the curves fall off a **cliff**: when too few
 neurons are left, no criterion and no short fine-tune brings the accuracy back. We choose by validation accuracy: the criterion best after fine-tuning
 (`plan_criterion`) for the plan of section 5, and the best right after removal (`channel_criterion`) for the
 channel scan of section 8, where scanning is done without fine-tuning.
@@ -595,9 +596,10 @@ md(r"""
 The histogram shows what the penalty does: a group of fc1's neurons is pushed to norms near zero (the table counts
 them) while the others keep useful weights. Those neurons were already almost silent, so removing them costs little
 *before* any fine-tuning (compare the "removed" columns of the two rows). The price is in the first column: the penalty
-itself costs validation accuracy when λ is large, and once the pruned models are fine-tuned the advantage shrinks or
-disappears. The penalty is a knob that trades the accuracy of the unpruned model for cheap removal; change
-`GROUP_L1_WEIGHT` in the parameters cell to move along that trade-off.
+itself costs validation accuracy when λ is large, and once the pruned models are fine-tuned the advantage shrinks,
+disappears or even turns around (compare the "+ fine-tune" columns). The penalty is a knob that trades the
+accuracy of the unpruned model for cheap removal; change `GROUP_L1_WEIGHT` in the parameters cell to move along that
+trade-off.
 """)
 
 # ----------------------------------------------------------------------------------------------- 8. LeNet-5

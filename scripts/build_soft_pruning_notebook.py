@@ -44,8 +44,8 @@ You will learn
 1. how a **mask** works, by hand and with PyTorch's `torch.nn.utils.prune` (`weight_orig`, `weight_mask`, the
    forward pre-hook), and why a masked weight stays at zero while the network trains;
 2. **layer-wise against global** magnitude pruning, from 0 to 99% zeros, before and after a short fine-tuning;
-3. to **reproduce Han et al. (2015)** on LeNet-300-100: at most 8% of the weights left and no loss of accuracy,
-   their Tables 1 and 2 beside our numbers;
+3. to **reproduce Han et al. (2015)** on LeNet-300-100: at most 8% of the weights left for at most 0.1 point
+   more test error, their Tables 1 and 2 beside our numbers;
 4. how the **schedule** matters: one-shot pruning, Han's prune-and-retrain iterations and Zhu & Gupta's cubic
    schedule, with the same final sparsity and the same training;
 5. the article's **evaluate-and-restore loop** with masks and its L2 penalty, through the same code as notebook 01;
@@ -636,21 +636,24 @@ cu.metrics.table(sfp_rows)
 ''')
 
 md("""
-Read the table with the seeds in mind: a difference smaller than the spread between seeds is not a difference. He et
-al. pruned ResNets, where batch normalisation follows every convolution, and trained for many epochs; a LeNet-5
-without batch normalisation and a few epochs of fine-tuning give soft pruning little room. Either way, the zeroed
-filters could now be removed for real with notebook 01's tools, to get a smaller and faster network.
+Read the table with the seeds in mind: a difference smaller than the spread between seeds is not a difference. Here
+the gap is larger than that spread: with every seed the frozen filters made fewer test errors than SFP, so soft
+pruning did not help. He et al. pruned ResNets, where batch normalisation follows every convolution, and trained for
+many epochs; a LeNet-5 without batch normalisation and a few epochs of fine-tuning give soft pruning little room.
+Either way, the zeroed filters could now be removed for real with notebook 01's tools, to get a smaller and faster
+network.
 
 ## 8. What the zeros buy, honestly
 
 A masked model is a dense model with zeros in it. Every matrix multiply still multiplies by every zero, so it does
-the same multiply-accumulates (MACs) as the dense one, and it is no faster. With `torch.nn.utils.prune` it is even a
-little slower: before every forward pass the hook computes `weight_orig * weight_mask`, one more pass over all the
-weights, which shows most at batch size 1. `sp.remove_masks` bakes the zeros in and gives back exactly the dense
-model's cost. The zeros do buy something on disk: long runs of zeros compress well. And a **sparse** format
+the same multiply-accumulates (MACs) as the dense one, and it is no faster. With `torch.nn.utils.prune` it is even
+slower: before every forward pass the hook computes `weight_orig * weight_mask`, one more pass over all the weights,
+which shows most at batch size 1, where the product itself is cheap. `sp.remove_masks` bakes the zeros in and gives
+back the dense model's cost: the same MACs, and measured times that differ from the dense model's only by timing
+noise. The zeros do buy something on disk: long runs of zeros compress well. And a **sparse** format
 stores only the nonzeros: `sp.to_sparse(model)` makes a copy whose linear layers keep their weights in CSR (compressed sparse row: the values, their column indices, and where
-each row starts) and multiply with `torch.sparse.mm`. Four versions of the same pruned network, measured by
-`cu.metrics.summary`:
+each row starts) and multiply with `torch.sparse.mm`. The dense model and three versions of the pruned
+network, measured by `cu.metrics.summary`:
 """)
 
 code('''
@@ -714,7 +717,8 @@ print(f"at 95% zeros: dense {storage_rows[at]['dense_bytes'] / 1024:.0f} KiB, de
 md("""
 The lesson: zeros shrink the file (compressed, or stored sparse), but they make a dense kernel no faster. A sparse
 kernel skips the zeros, at the price of reading an index for every nonzero and of irregular memory access; on a CPU
-it only wins when very few weights are left, and by how much depends on the batch size and the library. To be
+it only wins when very few weights are left, and whether and by how much it wins depends on the batch size and the
+library (compare the two batch sizes above). To be
 faster with ordinary dense kernels, the network must be **smaller**, which is what structure gives: removing whole
 neurons or filters, as in [notebook 01](01_hard_pruning.ipynb).
 
@@ -723,7 +727,7 @@ neurons or filters, as in [notebook 01](01_hard_pruning.ipynb).
 | | hard pruning (notebook 01) | soft pruning (this notebook) |
 |---|---|---|
 | what is removed | whole neurons / filters: the matrices shrink | single weights set to zero, shapes unchanged |
-| what gets faster | everything, with ordinary dense kernels | nothing with dense kernels; only sparse kernels at high sparsity |
+| what gets faster | everything, with ordinary dense kernels | nothing with dense kernels; only sparse kernels, at high sparsity and large batches |
 | what gets smaller | parameters, MACs, memory, file | nonzero count and the compressed (or CSR) file |
 | granularity | whole rows and columns of the weight matrices at once | every weight chosen on its own |
 | can it be undone | no, the neurons are gone | yes: lift the mask (or let soft filter pruning revive a filter) |
