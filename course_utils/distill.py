@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from . import checkpoints, data as cudata, train
 
 __all__ = [
+    "STUDENT_RECIPE",
     "TEACHER_RECIPE",
     "best_class_bias",
     "cached_outputs",
@@ -375,10 +376,17 @@ def _fingerprint(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:12]
 
 
+STUDENT_RECIPE = dict(lr=4e-3, batch_size=512, schedule="cosine")
+"""How notebook 03 trains every student (Adam); the learning rate was chosen on the validation split by
+``benchmarks/distillation.py``. The defaults of :func:`student`; pass ``**STUDENT_RECIPE`` to :func:`distill`
+to train a student the same way."""
+
+
 def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | None = None,
             teacher_logits: torch.Tensor | None = None, temperature: float | None = None,
-            alpha: float | None = None, t_squared: bool = True, lr: float = 4e-3, batch_size: int = 512,
-            schedule: str | None = "cosine", cache: bool = True, verbose: bool = False,
+            alpha: float | None = None, t_squared: bool = True, lr: float = STUDENT_RECIPE["lr"],
+            batch_size: int = STUDENT_RECIPE["batch_size"], schedule: str | None = STUDENT_RECIPE["schedule"],
+            cache: bool = True, verbose: bool = False,
             validate: bool = False) -> nn.Module:
     """An MLP student (``cu.models.mlp(hidden)``) trained on labels alone, or distilled when a teacher is given.
 
@@ -389,9 +397,8 @@ def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | No
     setting plus fingerprints of the training labels and of the teacher's
     logits, so a different teacher or transfer set retrains. The validation split is
     not evaluated during training unless ``validate=True`` (the caller scores the
-    final model; this saves an evaluation per epoch). The defaults (Adam, lr
-    0.004, batches of 512, cosine schedule) are notebook 03's recipe, its learning
-    rate chosen on the validation split by ``benchmarks/distillation.py``.
+    final model; this saves an evaluation per epoch). The defaults are
+    :data:`STUDENT_RECIPE`.
     """
     hidden = tuple(int(h) for h in hidden)
     train_split = _train_split(data)

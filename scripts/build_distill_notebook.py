@@ -733,7 +733,7 @@ for seed in SEEDS:
     regressor, hint_history = cu.distill.hint_stage(net, teacher, hint_data, HINT_EPOCHS, student_layer="relu1",
                                                     teacher_layer="relu1", teacher_features=hint_targets, seed=seed)
     cu.distill.distill(net, teacher, data, epochs_of[hs], best_T[hs], best_alpha[hs], teacher_logits=outputs["train"],
-                       seed=seed, lr=4e-3, batch_size=512, schedule="cosine", validate=False)
+                       seed=seed, validate=False, **cu.distill.STUDENT_RECIPE)
     hinted.append(cu.distill.count_errors(net, data.test))
 print(f"hint loss, first to last epoch of the hint stage (seed {SEEDS[-1]}): "
       f"{hint_history[0]['train_loss']:.1f} -> {hint_history[-1]['train_loss']:.1f}")
