@@ -345,7 +345,7 @@ for r in han_log:
 ax.axhline(100 * dense_val, color="gray", ls="--", label="dense")
 ax.set_xlabel("epochs of retraining")
 ax.set_ylabel("validation accuracy (%)")
-ax.set_title("Prune, retrain, repeat: each pruning costs accuracy, retraining wins it back")
+ax.set_title("Prune, retrain, repeat: the deeper cuts cost accuracy, retraining wins it back")
 ax.legend()
 ax.grid(alpha=0.3)
 plt.show()
