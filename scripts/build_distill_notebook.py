@@ -384,7 +384,7 @@ compress nothing; our students are smaller than the teacher.)
 
 # ----------------------------------------------------------------------------------------------- sweeps
 md(r"""
-## 8. Choosing T and α on the validation split, for each student size
+## 8. Choosing the learning rate, T and α on the validation split, for each student size
 
 The students are two-layer ReLU networks, `cu.models.mlp((h, h))`: the paper's 2×800, and 2×100 and 2×30, which
 have 1/27 and 1/97 of the teacher's parameters. Every student learns from the 55,000 training images (the
@@ -396,9 +396,10 @@ the rate it does best with on the validation split, chosen for each size (for 2�
 0.002, `cu.distill.LABELS_LR`), and the distilled students the 2×800's best, 0.004 (`cu.distill.STUDENT_RECIPE`).
 Labels alone is never handicapped by a rate chosen for distillation; if anything, the comparison favours it.
 
-T and α are decisions, so they are made on the 5,000 validation images, never the test set: with seed 0, first the
-learning rate of labels alone, then the temperature at α = 0.9, then α at the best temperature. For the 2×800 student, at about 20 seconds per run, the
-choice was made once by `benchmarks/distillation.py` (the candidates listed in the parameters cell).
+The learning rate, T and α are decisions, so they are made on the 5,000 validation images, never the test set: with
+seed 0, first the learning rate of labels alone, then the temperature at α = 0.9, then α at the best temperature.
+For the 2×800 student, at about 20 seconds per run, the choice was made once by `benchmarks/distillation.py` (the
+candidates listed in the parameters cell).
 
 `cu.distill.student` trains one student (labels alone, or distilled when given the teacher's logits) and caches
 it, so re-running the notebook is fast and identical settings are never trained twice; the seed-0 run of the
