@@ -1,6 +1,7 @@
 """Distillation runs too slow for notebook 03: the choices it reuses, and longer training of its students.
 
-    COURSE_PROGRESS=0 python benchmarks/distillation.py                  # both parts, about 20 minutes on 2 cores
+    COURSE_PROGRESS=0 python benchmarks/distillation.py                  # both parts, about 12 minutes on 2 cores
+                                                                         # (plus about 3 to train the teacher once)
     python benchmarks/distillation.py --part choose                      # only the 2×800 choices (about 5 minutes)
     python benchmarks/distillation.py --part long --long-epochs 40 --seeds 0 1 2 3 4
 
@@ -84,6 +85,7 @@ def main() -> int:
     def test(*a, **k):
         return cu.distill.count_errors(run(*a, **k), data.test)
 
+    in_package = {"labels": cu.distill.LABELS_LR, "distilled": cu.distill.STUDENT_RECIPE["lr"]}  # what notebook 03 uses
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
     report.update({"dataset": args.dataset, "threads": torch.get_num_threads(), "torch": torch.__version__,
                    "teacher_errors": teacher_errors, "teacher_recipe": cu.distill.TEACHER_RECIPE,
@@ -99,7 +101,6 @@ def main() -> int:
                 for t in args.big_temperatures for a in args.big_alphas}
         best = min(grid, key=grid.get)
         print(f"2×800, learning rates {lrs}: distilled, validation errors {grid} -> {best}", flush=True)
-        in_package = {"labels": cu.distill.LABELS_LR, "distilled": cu.distill.STUDENT_RECIPE["lr"]}
         if lrs != in_package:
             print(f"NOTE: course_utils.distill holds the rates {in_package}; set LABELS_LR and STUDENT_RECIPE['lr'] "
                   f"to {lrs} for the notebook to follow this choice", flush=True)
@@ -111,7 +112,7 @@ def main() -> int:
         chosen = report.get("choose", {}).get("chosen", "T=20 alpha=0.9")
         lrs = report.get("choose", {}).get("lr")
         if not isinstance(lrs, dict):  # results of an older version of part choose: the package's rates
-            lrs = {"labels": cu.distill.LABELS_LR, "distilled": cu.distill.STUDENT_RECIPE["lr"]}
+            lrs = in_package
         big_t, big_a = (float(part.split("=")[1]) for part in chosen.split())
         earlier = report.get("long", {})  # sizes not re-run keep their results (when measured over the same seeds)
         students = dict(earlier.get("students", {})) if earlier.get("seeds") == args.seeds else {}

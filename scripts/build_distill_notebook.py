@@ -69,8 +69,9 @@ TEMPERATURES, ALPHAS = [2, 4, 20], [0.5, 0.9, 1.0]
 # and alpha in {0.9, 1.0}; list more candidates to repeat it in this notebook.
 BIG_TEMPERATURES, BIG_ALPHAS = [20], [0.9]
 # The learning rate of labels alone is chosen the same way, per size (the distilled students use 0.004, the
-# 2×800's choice); for 2×800 the benchmark chose 0.002 among 0.001, 0.002, 0.004 and 0.008.
-LABEL_LRS, BIG_LABEL_LRS = [0.002, 0.004], [0.002]
+# 2×800's choice). For 2×800 the benchmark chose it among 0.001, 0.002, 0.004 and 0.008 (cu.distill.LABELS_LR,
+# used while BIG_LABEL_LRS is empty); list candidates to choose it here.
+LABEL_LRS, BIG_LABEL_LRS = [0.002, 0.004], []
 ARTICLE_EPOCHS = 3          # epochs of the article's loop (784-128-10)
 HINT_TRAIN = 10_000         # training images of the FitNets hint stage
 HINT_EPOCHS = 2
@@ -430,7 +431,8 @@ def val_errors(h, temperature=None, alpha=0.0, lr=None):
     return cu.distill.count_errors(train_student(h, 0, temperature, alpha, lr=lr), data.val)
 
 
-lr_sweep = {h: {lr: val_errors(h, lr=lr) for lr in (BIG_LABEL_LRS if h >= 300 else LABEL_LRS)} for h in SIZES}
+label_lrs_of = {h: (BIG_LABEL_LRS or [cu.distill.LABELS_LR]) if h >= 300 else LABEL_LRS for h in SIZES}
+lr_sweep = {h: {lr: val_errors(h, lr=lr) for lr in label_lrs_of[h]} for h in SIZES}
 labels_lr.update({h: min(lr_sweep[h], key=lr_sweep[h].get) for h in SIZES})
 labels_val = {h: lr_sweep[h][labels_lr[h]] for h in SIZES}
 for h in SIZES:

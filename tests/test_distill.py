@@ -273,7 +273,7 @@ def test_student_cache_same_init_and_reuse(splits):
     d = D.student((16,), splits, epochs=1, seed=3, teacher_logits=logits, temperature=2.0, alpha=0.0,
                   lr=D.LABELS_LR, cache=False)
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), d.parameters()))
-    # without an explicit rate, each method trains at its own (labels alone: LABELS_LR)
+    # without an explicit rate, a distilled student (even at alpha = 0) trains at STUDENT_RECIPE's rate, not LABELS_LR
     e = D.student((16,), splits, epochs=1, seed=3, teacher_logits=logits, temperature=2.0, alpha=0.0, cache=False)
     assert D.LABELS_LR != D.STUDENT_RECIPE["lr"]
     assert not torch.allclose(a.fc1.weight, e.fc1.weight)
