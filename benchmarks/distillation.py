@@ -19,7 +19,7 @@ the 2×800's rate, which if anything favours labels alone). Test errors are repo
 with the share of the gap to the teacher that distillation closes (the paper: 146 -> 74 errors against a
 teacher's 67, about 91%).
 
-The teacher is notebook 03's (``cu.distill.teacher``, cached). Every student is cached, so an interrupted run
+The teacher is notebook 03's (``cu.baselines.teacher``, cached). Every student is cached, so an interrupted run
 resumes. Results go to ``benchmarks/results/distillation.json`` (written to a temporary file, then renamed);
 a part that is not run keeps its previous results.
 """
@@ -69,9 +69,9 @@ def main() -> int:
 
     start = time.perf_counter()
     data = cu.data.load_dataset(args.dataset)
-    teacher = cu.distill.teacher(data)
+    teacher = cu.baselines.teacher(data)
     logits = cu.distill.teacher_outputs(teacher, data)
-    teacher_errors = cu.distill.count_errors(logits["test"], data.test)
+    teacher_errors = cu.train.count_errors(logits["test"], data.test)
     print(f"teacher: {teacher_errors} test errors, {cu.metrics.count_parameters(teacher):,} parameters, "
           f"{torch.get_num_threads()} threads", flush=True)
 
@@ -80,15 +80,15 @@ def main() -> int:
         return cu.distill.student((h, h), data, epochs=epochs, seed=seed, **kd, **kwargs)
 
     def val(*a, **k):
-        return cu.distill.count_errors(run(*a, **k), data.val)
+        return cu.train.count_errors(run(*a, **k), data.val)
 
     def test(*a, **k):
-        return cu.distill.count_errors(run(*a, **k), data.test)
+        return cu.train.count_errors(run(*a, **k), data.test)
 
     in_package = {"labels": cu.distill.LABELS_LR, "distilled": cu.distill.STUDENT_RECIPE["lr"]}  # what notebook 03 uses
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
     report.update({"dataset": args.dataset, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                   "teacher_errors": teacher_errors, "teacher_recipe": cu.distill.TEACHER_RECIPE,
+                   "teacher_errors": teacher_errors, "teacher_recipe": cu.baselines.TEACHER_RECIPE,
                    "paper": {"teacher": 67, "labels": 146, "distilled": 74}})
 
     if args.part in ("choose", "all"):

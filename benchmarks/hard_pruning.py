@@ -5,11 +5,11 @@
 
 1. Latency sweep: LeNet-300-100 with a growing fraction of both hidden layers
    removed, and LeNet-5 with a growing fraction of both convolutions' channels
-   removed, timed against the dense model (``hp.speedup_curve``: interleaved
-   rounds of ``cu.metrics.latency``) at each batch size and thread count. The
+   removed, timed against the dense model (``cu.latency.speedups``: interleaved
+   rounds of ``cu.latency.latency``) at each batch size and thread count. The
    measured speed-up is reported next to the ideal one, the MAC ratio.
 2. Plans over seeds: the notebook's procedure (a sensitivity scan on the
-   validation split, ``hp.choose_plan`` removing at least half of the neurons
+   validation split, ``cu.hard_pruning.choose_plan`` removing at least half of the neurons
    or channels), then one fine-tune per seed, and the test accuracy of each
    against the dense model's. Fine-tuned models are cached like the notebook's.
 
@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 
 import course_utils as cu
-from course_utils import hard_pruning as hp
 
 ROOT = Path(__file__).resolve().parent
 
@@ -40,8 +39,11 @@ def latency_sweep(model, fractions, layers, batch_sizes, threads, rounds):
     for n in threads:
         torch.set_num_threads(n)
         for batch in batch_sizes:
-            rows = hp.speedup_curve(model, fractions, batch_size=batch, layers=layers, rounds=rounds, min_run_time=0.2)
+            chosen = layers or cu.surgery.hidden_layers(model)
+            pruned = {f: cu.hard_pruning.prune_neurons(model, {layer: f for layer in chosen}, "l1") for f in fractions}
+            rows = cu.latency.speedups(model, pruned, batch_size=batch, rounds=rounds, min_run_time=0.2)
             for r in rows:
+                r["fraction"] = r.pop("model")
                 print(f"  threads {n}, batch {batch:>3}, {r['fraction']:.0%} removed: speed-up {r['speedup']:.2f}x, "
                       f"MAC ratio {r['mac_ratio']:.2f}x", flush=True)
             out += rows
@@ -49,22 +51,22 @@ def latency_sweep(model, fractions, layers, batch_sizes, threads, rounds):
 
 
 def plan_over_seeds(name, base, data, layers, fractions, criterion, seeds, epochs, lr, batch_size):
-    counts = {layer: n for layer, n in hp.neuron_counts(base).items() if layer in layers}
+    counts = {layer: n for layer, n in cu.surgery.neuron_counts(base).items() if layer in layers}
     reference = cu.train.evaluate(base, data.val).accuracy
-    scan = hp.sensitivity_scan(base, data, fractions, criterion, layers=layers)
-    plan = hp.choose_plan(scan, fractions, counts, remove_at_least=0.5, reference=reference)
+    scan = cu.hard_pruning.sensitivity_scan(base, data, fractions, criterion, layers=layers)
+    plan = cu.hard_pruning.choose_plan(scan, fractions, counts, remove_at_least=0.5, reference=reference)
     dense_test = cu.train.evaluate(base, data.test).accuracy
     tests = []
     for seed in seeds:
-        config = {"base": hp.fingerprint(base), "plan": plan, "criterion": criterion, "epochs": epochs, "lr": lr,
+        config = {"base": cu.checkpoints.fingerprint(base), "plan": plan, "criterion": criterion, "epochs": epochs, "lr": lr,
                   "batch_size": batch_size, "seed": seed}
         model = cu.checkpoints.load_or_train(
-            f"{name}-{cu.data.dataset_name(data)}-seed{seed}", lambda: hp.prune_neurons(base, plan, criterion, data),
-            lambda m: hp.finetune(m, data, epochs, lr=lr, batch_size=batch_size, seed=seed), config=config,
-            verbose=False)
+            name, lambda: cu.hard_pruning.prune_neurons(base, plan, criterion, data),
+            lambda m: cu.train.finetune(m, data, epochs, lr=lr, batch_size=batch_size, seed=seed),
+            data=data, config=config, verbose=False)
         tests.append(cu.train.evaluate(model, data.test).accuracy)
         print(f"  {name} seed {seed}: test {tests[-1]:.2%} (dense {dense_test:.2%})", flush=True)
-    kept = hp.neuron_counts(hp.prune_neurons(base, plan, "l1"))
+    kept = cu.surgery.neuron_counts(cu.hard_pruning.prune_neurons(base, plan, "l1"))
     return {"plan": plan, "criterion": criterion, "kept": {k: kept[k] for k in counts}, "original": counts,
             "dense_test_acc": dense_test, "test_acc": tests, "mean_drop_points": 100 * (dense_test - statistics.mean(tests)),
             "largest_drop_points": 100 * (dense_test - min(tests)), "epochs": epochs, "lr": lr, "seeds": seeds}
@@ -79,8 +81,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--mlp-criterion", default="l1", choices=hp.CRITERIA)
-    parser.add_argument("--channel-criterion", default="taylor", choices=hp.CRITERIA)
+    parser.add_argument("--mlp-criterion", default="l1", choices=cu.importance.CRITERIA)
+    parser.add_argument("--channel-criterion", default="taylor", choices=cu.importance.CRITERIA)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-plans", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "hard_pruning.json")

@@ -21,7 +21,6 @@ Run the kernel sweep on an otherwise idle machine: timings taken while other pro
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -32,7 +31,6 @@ from pathlib import Path
 import torch
 
 import course_utils as cu
-from course_utils import soft_pruning as sp
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "results" / "soft_pruning.json"
@@ -47,6 +45,11 @@ def scaled_han_rates(left: float) -> dict[str, float]:
     total = sum(sizes.values())
     scale = left * total / sum(kept[n] * sizes[n] for n in sizes)
     return {n: 1 - min(1.0, kept[n] * scale) for n in sizes}
+
+
+def kept(sparsity):
+    """A recipe's ``target`` is the sparsity (as the results recorded so far); ``iterative_prune`` takes the part kept."""
+    return {n: 1 - r for n, r in sparsity.items()} if isinstance(sparsity, dict) else 1 - sparsity
 
 
 def recipes(left: float, quick: bool) -> dict[str, dict]:
@@ -83,29 +86,27 @@ def han_part(data, quick: bool, lefts=(0.08, 0.05), previous: dict | None = None
                 candidates[name] = known[name]  # measured by an earlier run with the same recipe
                 print(f"[{left:.0%} left] {name}: val {known[name]['val_acc']:.4f} (earlier run)", flush=True)
                 continue
-            model = copy.deepcopy(dense)
             start = time.perf_counter()
-            log = sp.iterative_prune(model, data, recipe["target"], steps=recipe["steps"],
-                                     finetune_epochs=recipe["finetune_epochs"], schedule="han",
-                                     scope=recipe["scope"], lr=1e-3, lr_schedule="cosine", seed=0)
-            candidates[name] = {"recipe": recipe, "val_acc": log[-1]["val_acc"], "left": 1 - sp.sparsity(model),
-                                "layer_left": {n: 1 - s for n, s in sp.layer_sparsity(model).items()},
+            model, log = cu.soft_pruning.iterative_prune(dense, data, kept(recipe["target"]), steps=recipe["steps"],
+                                                         finetune_epochs=recipe["finetune_epochs"], schedule="han",
+                                                         scope=recipe["scope"], lr=1e-3, lr_schedule="cosine", seed=0)
+            candidates[name] = {"recipe": recipe, "val_acc": log[-1]["val_acc"], "left": 1 - cu.metrics.sparsity(model),
+                                "layer_left": {n: 1 - s for n, s in cu.metrics.layer_sparsity(model).items()},
                                 "seconds": time.perf_counter() - start}
-            print(f"[{left:.0%} left] {name}: val {log[-1]['val_acc']:.4f}, left {1 - sp.sparsity(model):.4f}, "
+            print(f"[{left:.0%} left] {name}: val {log[-1]['val_acc']:.4f}, left {1 - cu.metrics.sparsity(model):.4f}, "
                   f"{candidates[name]['seconds']:.0f} s", flush=True)
         chosen = max(candidates, key=lambda n: candidates[n]["val_acc"])  # the decision: validation only
         recipe = candidates[chosen]["recipe"]
         runs = []
         for seed in seeds:
-            model = copy.deepcopy(dense)
-            sp.iterative_prune(model, data, recipe["target"], steps=recipe["steps"],
-                               finetune_epochs=recipe["finetune_epochs"], schedule="han", scope=recipe["scope"],
-                               lr=1e-3, lr_schedule="cosine", seed=seed)
+            model, _ = cu.soft_pruning.iterative_prune(dense, data, kept(recipe["target"]), steps=recipe["steps"],
+                                                       finetune_epochs=recipe["finetune_epochs"], schedule="han",
+                                                       scope=recipe["scope"], lr=1e-3, lr_schedule="cosine", seed=seed)
             row = cu.metrics.summary(model, data, f"{chosen}, seed {seed}", batch_sizes=())
             runs.append({"seed": seed, "test_acc": row["test_acc"], "test_errors": row["test_errors"],
-                         "test_error": 1 - row["test_acc"], "left": 1 - sp.sparsity(model),
+                         "test_error": 1 - row["test_acc"], "left": 1 - cu.metrics.sparsity(model),
                          "nonzero_params": row["nonzero_params"], "params": row["params"],
-                         "layer_left": {n: 1 - s for n, s in sp.layer_sparsity(model).items()},
+                         "layer_left": {n: 1 - s for n, s in cu.metrics.layer_sparsity(model).items()},
                          "size_compressed_bytes": row["size_compressed_bytes"]})
             print(f"[{left:.0%} left] chosen {chosen}, seed {seed}: test error {1 - row['test_acc']:.4f} "
                   f"(dense {1 - dense_test:.4f})", flush=True)
@@ -129,7 +130,7 @@ def kernel_part(quick: bool) -> list[dict]:
     for out_f, in_f in shapes:
         for b in batches:
             for t in threads:
-                rows += sp.matmul_latency(sparsities, out_features=out_f, in_features=in_f, batch_size=b, threads=t,
+                rows += cu.latency.matmul_latency(sparsities, out_features=out_f, in_features=in_f, batch_size=b, threads=t,
                                           min_run_time=0.05 if quick else 0.2)
                 best = max(rows[-len(sparsities):], key=lambda r: r["csr_speedup"])
                 print(f"{out_f}x{in_f}, batch {b}, {t} threads: best CSR speed-up {best['csr_speedup']:.2f} "

@@ -1,16 +1,26 @@
 """Support package of the neural-network compression course: ``import course_utils as cu``.
 
-Modules: ``data`` (MNIST / Fashion-MNIST as tensors), ``models``, ``train``
-(the one training loop), ``metrics``, ``checkpoints``, ``hard_pruning``,
-``soft_pruning``, ``distill``, ``plots`` and ``widgets``.
+One module per concept, each a set of plain, tested functions:
+
+* data and training: ``data`` (MNIST / Fashion-MNIST as tensors), ``models``,
+  ``train`` (the one training loop), ``checkpoints`` (the model cache),
+  ``baselines`` (the cached dense models and the teacher);
+* measuring: ``metrics`` (parameters, MACs, bytes, one summary row, tables),
+  ``latency`` (the one timer), ``plots``;
+* pruning: ``surgery`` (remove neurons and channels), ``importance`` (which
+  ones), ``masks`` (zero weights with masks), ``pruning`` (the loops both kinds
+  share), ``hard_pruning``, ``soft_pruning``, ``sparse`` (CSR storage);
+* ``distill`` (knowledge distillation);
+* the notebooks' ``widgets`` and exercise ``checks``; ``validate`` (argument checks).
 """
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-_MODULES = ("data", "models", "train", "metrics", "checkpoints", "baselines", "plots", "checks",
-            "hard_pruning", "soft_pruning", "distill", "widgets")
+_MODULES = ("data", "models", "train", "checkpoints", "baselines", "metrics", "latency", "plots", "surgery",
+            "importance", "masks", "pruning", "hard_pruning", "soft_pruning", "sparse", "distill",
+            "widgets", "checks", "validate")
 
 from . import checkpoints, data, metrics, models, train  # noqa: E402,F401
 

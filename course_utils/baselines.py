@@ -1,25 +1,36 @@
-"""The trained dense models that several notebooks start from, each trained once and cached.
+"""The trained models that several notebooks start from, each trained once and cached.
 
 Notebook 00 trains LeNet-300-100; notebooks 01 and 02 call the same function
-and get the cached model (or train it themselves when run alone). The recipe
-is part of the checkpoint's config, so changing it here retrains.
+and get the cached model (or train it themselves when run alone). Notebook 02's
+soft-pruned LeNet-300-100 (reused by notebook 04) and notebook 03's teacher are
+cached the same way. Each recipe is part of the cache key
+(:func:`course_utils.checkpoints.load_or_train`), so changing it retrains.
 """
 
 from __future__ import annotations
 
-from . import checkpoints, data, models, train
+import torch
+from torch import nn
 
-__all__ = ["RECIPES", "lenet300_100", "lenet5", "training_history"]
+from . import checkpoints, data as cudata, models, train
+
+__all__ = ["PRUNED_RECIPE", "RECIPES", "TEACHER_RECIPE", "freeze", "lenet300_100", "lenet300_100_pruned", "lenet5",
+           "teacher", "teacher_net", "training_history"]
 
 RECIPES = {
     "lenet300-100": dict(epochs=8, lr=1e-3, batch_size=128, schedule="cosine", seed=0),
     "lenet5": dict(epochs=6, lr=2e-3, batch_size=256, schedule="cosine", seed=0),
 }
 
+PRUNED_RECIPE = dict(keep=0.08, steps=3, epochs=2, lr=1e-3, scope="global", seed=0)
+"""Notebook 02's reproduction of Han et al. (2015): 8% of the weights kept, 3 × (prune + 2 epochs of Adam)."""
 
-def _cached(kind: str, build, splits, verbose: bool, **overrides):
+TEACHER_RECIPE = dict(hidden=[1200, 1200], dropout=0.3, jitter=2, epochs=30, lr=1e-3, batch_size=128,
+                      schedule="cosine", seed=0)
+
+
+def _dense(kind: str, build, splits, verbose: bool, **overrides) -> nn.Module:
     recipe = {**RECIPES[kind], **overrides}
-    name = f"{kind}-{data.dataset_name(splits)}"
 
     def run(model):
         train.set_seed(recipe["seed"])
@@ -29,21 +40,99 @@ def _cached(kind: str, build, splits, verbose: bool, **overrides):
         train.set_seed(recipe["seed"])  # the same initial weights every time
         return build()
 
-    return checkpoints.load_or_train(name, build_seeded, run, config=recipe, verbose=verbose)
+    return checkpoints.load_or_train(kind, build_seeded, run, data=splits, config=recipe, verbose=verbose)
 
 
-def lenet300_100(splits, verbose: bool = True, **overrides):
+def lenet300_100(splits, verbose: bool = True, **overrides) -> nn.Module:
     """Dense LeNet-300-100 trained with Adam (8 epochs, cosine decay): about 98.3% on MNIST's test set."""
-    return _cached("lenet300-100", models.mlp, splits, verbose, **overrides)
+    return _dense("lenet300-100", models.mlp, splits, verbose, **overrides)
 
 
-def lenet5(splits, verbose: bool = True, **overrides):
+def lenet5(splits, verbose: bool = True, **overrides) -> nn.Module:
     """Dense LeNet-5 trained with Adam (6 epochs, batch 256, cosine decay)."""
-    return _cached("lenet5", models.lenet5, splits, verbose, **overrides)
+    return _dense("lenet5", models.lenet5, splits, verbose, **overrides)
 
 
-def training_history(kind: str, splits) -> list[dict]:
-    """The per-epoch history stored with a cached baseline (``kind`` is ``"lenet300-100"`` or ``"lenet5"``)."""
-    if kind not in RECIPES:
-        raise ValueError(f"unknown baseline {kind!r}: choose one of {', '.join(RECIPES)}")
-    return checkpoints.meta(f"{kind}-{data.dataset_name(splits)}")["history"]
+def lenet300_100_pruned(splits, verbose: bool = True, **overrides) -> nn.Module:
+    """Notebook 02's soft-pruned LeNet-300-100: the cached dense model pruned by one global magnitude threshold
+    until ``keep`` of its weights remain, in ``steps`` rounds of *prune, then retrain ``epochs`` epochs*
+    (:func:`course_utils.soft_pruning.iterative_prune` with Han et al.'s schedule; :data:`PRUNED_RECIPE`).
+
+    Returns the model with its masks installed (the cache stores the plain weights with their zeros).
+    """
+    from . import masks, soft_pruning
+
+    recipe = {**PRUNED_RECIPE, **overrides}
+    dense = lenet300_100(splits, verbose=verbose)
+
+    def run(model):
+        pruned, log = soft_pruning.iterative_prune(
+            dense, splits, recipe["keep"], steps=recipe["steps"], finetune_epochs=recipe["epochs"], schedule="han",
+            scope=recipe["scope"], lr=recipe["lr"], lr_schedule="cosine", seed=recipe["seed"])
+        model.load_state_dict(masks.effective_state_dict(pruned))
+        return log
+
+    model = checkpoints.load_or_train("lenet300-100-pruned", models.mlp, run, data=splits,
+                                      config=_pruned_config(dense, recipe), verbose=verbose)
+    return masks.mask_zeros(model)
+
+
+def _pruned_config(dense: nn.Module, recipe: dict) -> dict:
+    return {"dense": checkpoints.fingerprint(dense), **recipe}
+
+
+def training_history(kind: str, splits, **overrides) -> list[dict]:
+    """The history stored with a cached model: ``kind`` is ``"lenet300-100"``, ``"lenet5"``, ``"teacher"`` (one
+    row per epoch) or ``"lenet300-100-pruned"`` (one row per pruning step and per epoch)."""
+    if kind == "lenet300-100-pruned":
+        config = _pruned_config(lenet300_100(splits, verbose=False), {**PRUNED_RECIPE, **overrides})
+        return checkpoints.history(kind, config, splits)
+    recipes = {**RECIPES, "teacher": TEACHER_RECIPE}
+    if kind not in recipes:
+        raise ValueError(f"unknown baseline {kind!r}: choose one of {', '.join(recipes)}, lenet300-100-pruned")
+    return checkpoints.history(kind, {**recipes[kind], **overrides}, splits)
+
+
+# --------------------------------------------------------------------------- the distillation teacher
+
+
+def teacher_net(hidden=(1200, 1200), dropout: float = 0.3, classes: int = 10) -> nn.Sequential:
+    """The course's teacher, Hinton et al.'s MNIST teacher: a wide two-layer MLP with dropout.
+
+    ``flatten`` → ``fc1`` (784→1200) → ``relu1`` → ``drop1`` → ``fc2`` (1200→1200) → ``relu2`` → ``drop2`` → ``fc3``
+    (:func:`course_utils.models.mlp`). About 2.4M parameters, almost twice the 2×800 student's 1.28M. Being an
+    MLP like the students, its function is one they can follow; what it has that they lack is what dropout
+    and ±2-pixel jitter taught it during training.
+    """
+    return models.mlp(hidden, dropout=dropout, classes=classes)
+
+
+def teacher(splits, verbose: bool = True, **overrides) -> nn.Module:
+    """The teacher of notebook 03, trained once with :data:`TEACHER_RECIPE` and cached (eval mode, frozen).
+
+    Adam with cosine decay, dropout and ±``jitter``-pixel random shifts of every
+    training image (as in Hinton et al.'s MNIST teacher).
+    """
+    recipe = {**TEACHER_RECIPE, **overrides}
+
+    def build():
+        train.set_seed(recipe["seed"])
+        return teacher_net(recipe["hidden"], recipe["dropout"], len(splits.classes))
+
+    def run(model):
+        generator = torch.Generator().manual_seed(recipe["seed"] + 1)
+        shift = recipe["jitter"]
+        return train.fit(model, splits, recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+                         schedule=recipe["schedule"], seed=recipe["seed"],
+                         augment=(lambda x: cudata.jitter(x, shift, generator)) if shift else None)
+
+    model = checkpoints.load_or_train("teacher", build, run, data=splits, config=recipe, verbose=verbose)
+    return freeze(model)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode with ``requires_grad=False`` everywhere: a teacher that is never updated."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

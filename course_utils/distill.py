@@ -1,9 +1,10 @@
 """Knowledge distillation (Hinton, Vinyals & Dean 2015) and hint training (Romero et al. 2015, FitNets).
 
 A small *student* network learns from the outputs of a large, already trained
-*teacher*: besides the true labels it matches the teacher's probabilities
-softened by a temperature ``T``. Everything trains through the course's one
-loop, :func:`course_utils.train.fit`, with a ``loss_fn``:
+*teacher* (:func:`course_utils.baselines.teacher`): besides the true labels it
+matches the teacher's probabilities softened by a temperature ``T``. Everything
+trains through the course's one loop, :func:`course_utils.train.fit`, with a
+``loss_fn``:
 
 * :func:`soft_targets` -- ``softmax(logits / T)``: at ``T = 1`` the usual
   probabilities, at larger ``T`` the small ones ("dark knowledge") grow.
@@ -11,18 +12,15 @@ loop, :func:`course_utils.train.fit`, with a ``loss_fn``:
 * :func:`distill` -- trains a student against a frozen teacher. Without data
   augmentation the teacher's logits over the training split are computed once
   and looked up by example index; with augmentation they are computed on the fly.
+* :func:`teacher_outputs` -- the teacher's outputs on the three splits, cached.
+* :func:`student` -- one student, on labels alone or distilled, trained once and cached.
 * :func:`hint_loss` and :func:`hint_stage` -- FitNets' first stage: a student's
   lower layers plus a small regressor learn to reproduce a teacher hidden layer.
-* :func:`teacher` -- the course's teacher (Hinton et al.'s: a 2×1200 MLP with
-  dropout, trained on images jittered by ±2 pixels), trained once and cached;
-  :func:`cached_outputs` caches its outputs on the three splits.
-* :func:`soft_target_figure` -- the bar chart behind the notebook's temperature slider.
+* :func:`gap_closed` and :func:`best_class_bias` -- what the notebook measures.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import warnings
 from collections import OrderedDict
@@ -33,80 +31,25 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import checkpoints, data as cudata, train
+from .baselines import TEACHER_RECIPE, freeze
+from .models import mlp
 
 __all__ = [
     "LABELS_LR",
     "STUDENT_RECIPE",
-    "TEACHER_RECIPE",
     "best_class_bias",
-    "cached_outputs",
     "check_alpha",
     "check_temperature",
-    "count_errors",
     "distill",
     "feature_extractor",
     "gap_closed",
     "hint_loss",
     "hint_stage",
     "kd_loss",
-    "soft_target_figure",
     "soft_targets",
     "student",
-    "teacher",
-    "teacher_net",
     "teacher_outputs",
 ]
-
-
-# --------------------------------------------------------------------------- the teacher
-
-def teacher_net(hidden=(1200, 1200), dropout: float = 0.3, classes: int = 10) -> nn.Sequential:
-    """The course's teacher, Hinton et al.'s MNIST teacher: a wide two-layer MLP with dropout.
-
-    ``flatten`` → ``fc1`` (784→1200) → ``relu1`` → ``drop1`` → ``fc2`` (1200→1200) → ``relu2`` → ``drop2`` → ``fc3``
-    (:func:`course_utils.models.mlp`). About 2.4M parameters, almost twice the 2×800 student's 1.28M. Being an
-    MLP like the students, its function is one they can follow; what it has that they lack is what dropout
-    and ±2-pixel jitter taught it during training.
-    """
-    from .models import mlp
-
-    return mlp(hidden, dropout=dropout, classes=classes)
-
-
-TEACHER_RECIPE = dict(hidden=[1200, 1200], dropout=0.3, jitter=2, epochs=30, lr=1e-3, batch_size=128,
-                      schedule="cosine", seed=0)
-
-
-def teacher(splits, verbose: bool = True, **overrides) -> nn.Module:
-    """The teacher of notebook 03, trained once with :data:`TEACHER_RECIPE` and cached (eval mode, frozen).
-
-    Adam with cosine decay, dropout and ±``jitter``-pixel random shifts of every
-    training image (as in Hinton et al.'s MNIST teacher). The recipe is the
-    checkpoint's config: changing it retrains.
-    """
-    recipe = {**TEACHER_RECIPE, **overrides}
-    name = f"distill-teacher-{cudata.dataset_name(splits)}"
-
-    def build():
-        train.set_seed(recipe["seed"])
-        return teacher_net(recipe["hidden"], recipe["dropout"], len(splits.classes))
-
-    def run(model):
-        generator = torch.Generator().manual_seed(recipe["seed"] + 1)
-        shift = recipe["jitter"]
-        return train.fit(model, splits, recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
-                         schedule=recipe["schedule"], seed=recipe["seed"],
-                         augment=(lambda x: cudata.jitter(x, shift, generator)) if shift else None)
-
-    model = checkpoints.load_or_train(name, build, run, config=recipe, verbose=verbose)
-    return _freeze(model)
-
-
-def _freeze(model: nn.Module) -> nn.Module:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 # --------------------------------------------------------------------------- checks of the arguments
@@ -191,7 +134,7 @@ def _prepare_teacher(teacher: nn.Module) -> nn.Module:
         warnings.warn("the teacher was in training mode (dropout on, batch-norm statistics updating); "
                       "distillation switched it to eval mode. Call teacher.eval() first to silence this.",
                       UserWarning, stacklevel=3)
-    return _freeze(teacher)
+    return freeze(teacher)
 
 
 def distill(student: nn.Module, teacher: nn.Module | None, data, epochs: int, temperature: float = 4.0,
@@ -320,62 +263,31 @@ def hint_stage(student: nn.Module, teacher: nn.Module | None, data, epochs: int,
     return regressor, history
 
 
-# --------------------------------------------------------------------------- caching slow outputs
-
-class _Outputs(nn.Module):
-    """A module holding tensors as buffers, so that :func:`course_utils.checkpoints.load_or_train` can cache them."""
-
-    def __init__(self, shapes: dict[str, tuple[int, ...]]):
-        super().__init__()
-        for key, shape in shapes.items():
-            self.register_buffer(f"{key}_outputs", torch.zeros(shape))
-
-
-def cached_outputs(model: nn.Module, splits, name: str, config: dict, layer: str | None = None,
-                   train_size: int | None = None, verbose: bool = True) -> dict[str, torch.Tensor]:
-    """``model``'s outputs (logits, or the flattened output of ``layer``) on train, val and test, cached.
-
-    The outputs are computed once (a few seconds for the teacher's logits, more for
-    a wide hidden layer) and stored with
-    :func:`course_utils.checkpoints.load_or_train` under ``name``. ``config``
-    must identify the model (for the teacher: its recipe); the layer, the
-    dataset and the sizes are added to it. ``train_size`` keeps only the first
-    examples of the training split. Returns ``{"train": ..., "val": ..., "test": ...}``.
-    """
-    source = model if layer is None else feature_extractor(model, layer)
-    n_train = len(splits.train) if train_size is None else min(int(train_size), len(splits.train))
-    parts = {"train": splits.train.x[:n_train], "val": splits.val.x, "test": splits.test.x}
-    width = train.predict(source, splits.train.x[:1]).flatten(1).shape[1]
-    shapes = {key: (len(x), width) for key, x in parts.items()}
-    config = {**config, "layer": layer, "dataset": cudata.dataset_name(splits),
-              "sizes": [shapes[k][0] for k in ("train", "val", "test")]}
-
-    def fill(table):
-        for key, x in parts.items():
-            getattr(table, f"{key}_outputs").copy_(train.predict(source, x).flatten(1))
-        return None
-
-    table = checkpoints.load_or_train(name, lambda: _Outputs(shapes), fill, config=config, verbose=verbose)
-    return {key: getattr(table, f"{key}_outputs").clone() for key in parts}
-
+# --------------------------------------------------------------------------- the teacher's outputs, cached
 
 def teacher_outputs(teacher_model: nn.Module, splits, layer: str | None = None, train_size: int | None = None,
                     verbose: bool = True, **overrides) -> dict[str, torch.Tensor]:
-    """:func:`cached_outputs` of the course's teacher (:func:`teacher`), keyed by its recipe."""
-    recipe = {**TEACHER_RECIPE, **overrides}
-    suffix = "logits" if layer is None else f"{layer}-{train_size or 'all'}"
-    name = f"distill-teacher-{cudata.dataset_name(splits)}-{suffix}"
-    return cached_outputs(teacher_model, splits, name, {"teacher": recipe}, layer, train_size, verbose)
+    """The teacher's logits (or the flattened output of ``layer``) on train, val and test, cached.
+
+    Computed once (a few seconds for the logits, more for a wide hidden layer)
+    and stored with :func:`course_utils.checkpoints.load_or_compute`, keyed by
+    the teacher's recipe (:data:`course_utils.baselines.TEACHER_RECIPE` with
+    ``overrides``), the layer and the data. ``train_size`` keeps only the first
+    examples of the training split. Returns ``{"train": ..., "val": ..., "test": ...}``.
+    """
+    source = teacher_model if layer is None else feature_extractor(teacher_model, layer)
+    n_train = len(splits.train) if train_size is None else min(int(train_size), len(splits.train))
+    parts = {"train": splits.train.x[:n_train], "val": splits.val.x, "test": splits.test.x}
+    config = {"teacher": {**TEACHER_RECIPE, **overrides}, "layer": layer, "train_size": n_train}
+
+    def compute():
+        return {key: train.predict(source, x).flatten(1) for key, x in parts.items()}
+
+    kind = "teacher-logits" if layer is None else f"teacher-{layer}"
+    return checkpoints.load_or_compute(kind, compute, data=splits, config=config, verbose=verbose)
 
 
 # --------------------------------------------------------------------------- students, cached
-
-def _fingerprint(*tensors: torch.Tensor) -> str:
-    h = hashlib.sha1()
-    for t in tensors:
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
-
 
 STUDENT_RECIPE = dict(lr=4e-3, batch_size=512, schedule="cosine")
 """How notebook 03 trains its distilled students (Adam). The defaults of :func:`student`; pass
@@ -401,9 +313,9 @@ def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | No
     learning rate, each at the one the validation split prefers: ``lr=None`` means
     :data:`LABELS_LR` on labels alone, ``STUDENT_RECIPE["lr"]`` when distilled). With
     ``cache=True`` the trained model is stored with
-    :func:`course_utils.checkpoints.load_or_train`; the config holds every
-    setting plus fingerprints of the training labels and of the teacher's
-    logits, so a different teacher or transfer set retrains. The validation split is
+    :func:`course_utils.checkpoints.load_or_train`, keyed by every setting, a
+    fingerprint of the teacher's logits and the training data, so a different
+    teacher or transfer set retrains. The validation split is
     not evaluated during training unless ``validate=True`` (the caller scores the
     final model; this saves an evaluation per epoch). The other defaults are
     :data:`STUDENT_RECIPE`.
@@ -435,33 +347,20 @@ def student(hidden, data, *, epochs: int, seed: int = 0, teacher: nn.Module | No
         model = build()
         run(model)
         return model.eval()
-    config = {"hidden": list(hidden), "epochs": epochs, **fit_kwargs,
-              "labels": _fingerprint(train_split.y), "train_size": len(train_split)}
+    config = {"hidden": list(hidden), "epochs": epochs, **fit_kwargs}
     if distilled:
         config.update(temperature=float(temperature), alpha=float(alpha), t_squared=bool(t_squared),
-                      teacher_logits=_fingerprint(teacher_logits))
-    mode = "distilled" if distilled else "labels"
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"student-{'x'.join(map(str, hidden))}-{mode}-{digest}"
-    return checkpoints.load_or_train(name, build, run, config=config, verbose=verbose)
+                      teacher_logits=checkpoints.fingerprint(teacher_logits))
+    kind = f"student-{'x'.join(map(str, hidden))}-{'distilled' if distilled else 'labels'}"
+    return checkpoints.load_or_train(kind, build, run, data=data, config=config, verbose=verbose)
 
 
 def _mlp(hidden, data) -> nn.Module:
-    from .models import mlp
-
     classes = len(data.classes) if hasattr(data, "classes") else 10
     return mlp(hidden, classes=classes)
 
 
 # --------------------------------------------------------------------------- measuring
-
-def count_errors(model_or_logits, split: cudata.Split) -> int:
-    """Misclassified examples of ``split``: pass a model, or its logits over the split (one row per example)."""
-    logits = model_or_logits if isinstance(model_or_logits, torch.Tensor) else train.predict(model_or_logits, split.x)
-    if logits.shape[0] != len(split):
-        raise ValueError(f"{logits.shape[0]} rows of logits for a split of {len(split)} examples")
-    return int((logits.argmax(1) != split.y).sum())
-
 
 def gap_closed(labels_errors: float, distilled_errors: float, teacher_errors: float) -> float:
     """Fraction of the gap between the student on labels alone and the teacher that distillation closes.
@@ -494,53 +393,3 @@ def best_class_bias(logits: torch.Tensor, labels: torch.Tensor, cls: int, candid
         if best is None or acc > best[1]:
             best = (b, acc)
     return best
-
-
-# --------------------------------------------------------------------------- the picture behind the slider
-
-def soft_target_figure(logits: torch.Tensor, temperatures, classes=None, images: torch.Tensor | None = None,
-                       titles=None):
-    """Bar charts of ``softmax(logits / T)``: one row per example, one column per temperature.
-
-    ``logits`` is one example (a vector) or several (rows); ``temperatures`` one
-    number or a list. With ``images`` the example's picture is drawn on the
-    left of its row. Each chart shows the probability of every class (the top
-    class in orange) and names the runner-up with its probability: the "dark
-    knowledge" that grows with the temperature.
-    Returns the matplotlib figure (the notebook's temperature slider redraws it).
-    """
-    import matplotlib.pyplot as plt
-
-    logits = torch.as_tensor(logits, dtype=torch.float32)
-    if logits.dim() == 1:
-        logits = logits[None]
-    temps = [check_temperature(t) for t in (temperatures if isinstance(temperatures, (list, tuple))
-                                             else [temperatures])]
-    classes = [str(c) for c in (classes if classes is not None else range(logits.shape[1]))]
-    if len(classes) != logits.shape[1]:
-        raise ValueError(f"{len(classes)} class names for {logits.shape[1]} logits")
-    extra = 1 if images is not None else 0
-    rows, cols = logits.shape[0], len(temps) + extra
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * extra + 3.2 * len(temps), 2.2 * rows), squeeze=False,
-                             gridspec_kw={"width_ratios": [0.5] * extra + [1] * len(temps)})
-    for r in range(rows):
-        if images is not None:
-            ax = axes[r, 0]
-            ax.imshow(images[r].detach().cpu().squeeze(0).numpy(), cmap="gray_r")
-            ax.axis("off")
-            if titles is not None:
-                ax.set_title(str(titles[r]), fontsize=9)
-        for c, t in enumerate(temps):
-            ax = axes[r, c + extra]
-            p = soft_targets(logits[r], t)
-            top = int(p.argmax())
-            colors = ["tab:orange" if i == top else "tab:blue" for i in range(len(classes))]
-            ax.bar(classes, p.tolist(), color=colors)
-            ax.set_ylim(0, 1)
-            ax.set_title(f"T = {t:g}", fontsize=9)
-            ax.tick_params(labelsize=8)
-            runner_up = int(p.clone().index_fill_(0, torch.tensor([top]), -1).argmax())
-            ax.text(0.98, 0.95, f"runner-up {classes[runner_up]}: {p[runner_up]:.2g}", transform=ax.transAxes,
-                    ha="right", va="top", fontsize=7)
-    fig.tight_layout()
-    return fig

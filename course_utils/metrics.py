@@ -1,12 +1,17 @@
-"""What a compressed model costs: parameters, zeros, MACs, bytes on disk, latency.
+"""What a compressed model costs: parameters, zeros, MACs, bytes on disk, and one row that has it all.
 
-:func:`summary` measures all of it for one model and returns one row (a dict);
-every comparison table of the course is a list of such rows shown with
-:func:`table` or :func:`compare`.
+:func:`summary` measures a model (test accuracy, parameters, nonzeros, MACs,
+file size, latency) and returns one row, a dict; every comparison of the course
+is a list of such rows shown with :func:`table` or :func:`compare`.
+:func:`seed_comparison` says whether a difference between two methods, each
+run with several seeds, is larger than the seed-to-seed spread: the one rule
+the course uses before it words a comparison.
 
 Masked models (``torch.nn.utils.prune``) are measured by their *effective*
-weights (``weight_orig * weight_mask``), so a pruned-but-masked model reports its
-zeros, and its file size is that of the plain model it stands for.
+weights (``weight_orig * weight_mask``, :mod:`course_utils.masks`), so a
+pruned-but-masked model reports its zeros, and its file size is that of the
+plain model it stands for. Sparse weights (:mod:`course_utils.sparse`) count
+their stored values. Latency is :mod:`course_utils.latency`.
 """
 
 from __future__ import annotations
@@ -19,20 +24,19 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
+from .masks import effective_state_dict, effective_weight
 from .models import prunable_layers
-from .train import evaluate
+from .train import device_of, evaluate
 
 __all__ = [
-    "Timing",
+    "Size",
+    "Table",
     "compare",
     "count_nonzero",
     "count_parameters",
-    "effective_state_dict",
-    "effective_weight",
-    "time_call",
-    "latency",
     "layer_sparsity",
     "macs",
+    "seed_comparison",
     "sparsity",
     "state_dict_size",
     "summary",
@@ -40,54 +44,36 @@ __all__ = [
 ]
 
 
-def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+def _stored(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The learnable numbers a module holds itself: its parameters, and weights kept as sparse buffers."""
+    items = list(module.named_parameters(recurse=False))
+    items += [(n, b) for n, b in module.named_buffers(recurse=False) if b.layout != torch.strided]
+    return items
 
 
-def _masked(module: nn.Module, name: str) -> bool:
-    return hasattr(module, f"{name}_orig") and hasattr(module, f"{name}_mask")
-
-
-def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
-    """The value a layer computes with: ``<name>_orig * <name>_mask`` for a masked layer, else the parameter.
-
-    Computed from the parameter and the mask rather than read from the
-    attribute that ``torch.nn.utils.prune`` refreshes at each forward pass,
-    which lags behind after an optimiser step.
-    """
-    if _masked(module, name):
-        return (getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")).detach()
-    return getattr(module, name).detach()
-
-
-def effective_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``state_dict`` with every pruning mask applied and ``*_orig``/``*_mask`` pairs merged."""
-    state = model.state_dict()
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in state.items():
-        if key.endswith("_mask"):
-            continue
-        if key.endswith("_orig"):
-            base = key[: -len("_orig")]
-            out[base] = (tensor * state[base + "_mask"]).detach().clone()
-        else:
-            out[key] = tensor
-    return out
+def _values(t: torch.Tensor) -> torch.Tensor:
+    """The numbers a tensor stores: the nonzero values of a sparse tensor, all entries of a dense one."""
+    if t.layout == torch.sparse_csr:
+        return t.values()
+    if t.layout == torch.sparse_coo:
+        return t.coalesce().values()
+    return t
 
 
 def count_parameters(model: nn.Module) -> int:
-    """All learnable numbers in the model (a masked weight counts once, zeros included)."""
-    return sum(p.numel() for p in model.parameters())
+    """All learnable numbers stored in the model: a masked weight counts once, zeros included; a sparse
+    weight counts the values it stores."""
+    return sum(_values(t).numel() for m in model.modules() for _, t in _stored(m))
 
 
 def count_nonzero(model: nn.Module) -> int:
     """Learnable numbers that are not exactly zero (after masks)."""
     total = 0
     for module in model.modules():
-        for name, _ in module.named_parameters(recurse=False):
+        for name, tensor in _stored(module):
             base = name[: -len("_orig")] if name.endswith("_orig") else name
-            total += int(torch.count_nonzero(effective_weight(module, base)))
+            value = effective_weight(module, base) if tensor.layout == torch.strided else _values(tensor)
+            total += int(torch.count_nonzero(value))
     return total
 
 
@@ -122,7 +108,7 @@ def macs(model: nn.Module, input_shape=(1, 28, 28)) -> int:
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x.to(_device(model)))
+            model(x.to(device_of(model)))
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-accumulate
@@ -141,76 +127,17 @@ def state_dict_size(model: nn.Module) -> Size:
     return Size(len(raw), len(zlib.compress(raw, 9)))
 
 
-class Timing(NamedTuple):
-    median: float  # seconds per forward pass of one batch
-    iqr: float  # interquartile range of the repeats, seconds
-    batch_size: int
-    threads: int
-    repeats: int
-
-
-def time_call(fn, *, threads: int | None = None, min_run_time: float = 0.3, min_repeats: int = 15,
-              min_block: float = 0.01, batch_size: int = 0) -> Timing:
-    """Median time of one call of ``fn()``, measured with ``torch.utils.benchmark.Timer``.
-
-    Calls are grouped in blocks of at least ``min_block`` seconds (10 ms: the
-    timer's own overhead is negligible, and on a busy machine a block spans
-    several scheduler time slices rather than catching one); blocks are repeated
-    at least ``min_repeats`` times and for at least ``min_run_time`` seconds, and
-    the median over blocks is reported with its interquartile range. ``threads``
-    defaults to PyTorch's current thread count. This is the course's one timer:
-    :func:`latency` and the sparse-kernel measurements of notebook 02 use it.
-    """
-    benchmark = _benchmark()
-    threads = threads or torch.get_num_threads()
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    number = 1
-    while number < 100_000 and timer.timeit(number).median * number < min_block:  # also warms up
-        number *= 4
-    times: list[float] = []
-    spent = 0.0
-    while len(times) < min_repeats or (spent < min_run_time and len(times) < 500):
-        per_call = timer.timeit(number).median
-        times.append(per_call)
-        spent += per_call * number
-    t = torch.tensor(times, dtype=torch.float64)
-    iqr = (t.quantile(0.75) - t.quantile(0.25)).item()
-    return Timing(t.median().item(), iqr, batch_size, threads, len(times))
-
-
-def latency(model: nn.Module, batch_size: int = 1, input_shape=(1, 28, 28), threads: int | None = None,
-            min_run_time: float = 0.3, min_repeats: int = 15, min_block: float = 0.01) -> Timing:
-    """Median time of one forward pass of ``model`` on a batch (eval mode, no gradients); see :func:`time_call`."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    x = torch.randn(batch_size, *input_shape, device=_device(model))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return time_call(lambda: model(x), threads=threads, min_run_time=min_run_time,
-                             min_repeats=min_repeats, min_block=min_block, batch_size=batch_size)
-    finally:
-        model.train(was_training)
-
-
-def _benchmark():
-    """``torch.utils.benchmark``, imported without its warning about a missing CUDA toolkit."""
-    import logging
-
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils import benchmark
-
-    return benchmark
-
-
 def summary(model: nn.Module, data, name: str | None = None, batch_sizes: Sequence[int] = (1, 256),
             threads: int | None = None, min_run_time: float = 0.3) -> dict:
     """One row describing ``model``: test accuracy and errors, size, MACs, latency.
 
     This is the *final report* of a model, so it reads the test split; use
     :func:`course_utils.train.evaluate` on ``data.val`` for every decision.
+    ``batch_sizes=()`` skips the timing. The row also says how many threads
+    and which device the latency was measured with.
     """
+    from .latency import latency
+
     split = data.test
     input_shape = tuple(split.x.shape[1:])
     result = evaluate(model, split)
@@ -225,12 +152,35 @@ def summary(model: nn.Module, data, name: str | None = None, batch_sizes: Sequen
         "size_bytes": size.raw,
         "size_compressed_bytes": size.compressed,
     }
+    timing = None
     for b in batch_sizes:
-        t = latency(model, b, input_shape, threads, min_run_time)
-        row[f"latency_ms_b{b}"] = t.median * 1e3
-        threads_used = t.threads
-    row["threads"] = threads_used if batch_sizes else None
+        timing = latency(model, b, input_shape, threads, min_run_time)
+        row[f"latency_ms_b{b}"] = timing.median * 1e3
+    row["threads"] = timing.threads if timing else None
+    row["device"] = timing.device if timing else None
     return row
+
+
+def seed_comparison(a: Sequence[float], b: Sequence[float], names: tuple[str, str] = ("a", "b")) -> dict:
+    """Is the difference between two methods larger than the spread between seeds?
+
+    ``a`` and ``b`` are one result per seed (test errors, say) of two methods.
+    The difference is ``mean(a) - mean(b)``; the spread is the larger of the
+    two ranges (max - min over seeds). Only a difference larger than the
+    spread is worded as a difference: ``exceeds_spread`` says whether it is,
+    ``verdict`` says it in words. Returns a row for :func:`table`, the same
+    columns for every comparison.
+    """
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if not a or not b:
+        raise ValueError("give at least one result per method")
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    difference = mean_a - mean_b
+    spread = max(max(a) - min(a), max(b) - min(b))
+    exceeds = abs(difference) > spread
+    return {"comparison": f"{names[0]} − {names[1]}", "mean_a": mean_a, "mean_b": mean_b,
+            "difference": difference, "seed_spread": spread, "exceeds_spread": exceeds,
+            "verdict": "larger than the seed spread" if exceeds else "within the seed spread: no evidence"}
 
 
 # --------------------------------------------------------------------------- tables
@@ -247,6 +197,8 @@ _FORMATS = {
 
 
 def _fmt(key: str, value) -> str:
+    if key in ("mean_a", "mean_b", "difference", "seed_spread") and isinstance(value, (int, float)):
+        return f"{value:+.1f}" if key == "difference" else f"{value:.1f}"
     if key in _FORMATS and isinstance(value, (int, float)):
         return _FORMATS[key](value)
     if key.startswith("latency_ms") and isinstance(value, float):
@@ -291,7 +243,7 @@ def compare(before: dict, after: dict, names=("original", "compressed")) -> Tabl
     """Two summary rows side by side with their ratio: how many times smaller or faster, or the accuracy change."""
     rows = []
     for key in before:
-        if key in ("model", "threads") or key not in after:
+        if key in ("model", "threads", "device") or key not in after:
             continue
         b, a = before[key], after[key]
         if key == "test_acc":

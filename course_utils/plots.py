@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["bars", "curves", "history", "images", "weight_histogram"]
+__all__ = ["bars", "curves", "history", "images", "soft_target_bars", "weight_histogram"]
 
 
 def _axes(ax, figsize=(6, 3.5)):
@@ -96,5 +96,53 @@ def images(x: torch.Tensor, titles: Sequence[str] | None = None, cols: int = 10,
             ax.imshow(x[i].detach().cpu().squeeze(0).numpy(), cmap="gray_r")
             if titles is not None:
                 ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def soft_target_bars(logits: torch.Tensor, temperatures, classes=None, images: torch.Tensor | None = None,
+                     titles=None):
+    """Bar charts of ``softmax(logits / T)``: one row per example, one column per temperature.
+
+    ``logits`` is one example (a vector) or several (rows); ``temperatures`` one
+    number or a list. With ``images`` the example's picture is drawn on the
+    left of its row. Each chart shows the probability of every class (the top
+    class in orange) and names the runner-up with its probability: the "dark
+    knowledge" that grows with the temperature.
+    Returns the matplotlib figure (the notebook's temperature slider redraws it).
+    """
+    from .distill import check_temperature, soft_targets
+
+    logits = torch.as_tensor(logits, dtype=torch.float32)
+    if logits.dim() == 1:
+        logits = logits[None]
+    temps = [check_temperature(t) for t in (temperatures if isinstance(temperatures, (list, tuple))
+                                             else [temperatures])]
+    classes = [str(c) for c in (classes if classes is not None else range(logits.shape[1]))]
+    if len(classes) != logits.shape[1]:
+        raise ValueError(f"{len(classes)} class names for {logits.shape[1]} logits")
+    extra = 1 if images is not None else 0
+    rows, cols = logits.shape[0], len(temps) + extra
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * extra + 3.2 * len(temps), 2.2 * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": [0.5] * extra + [1] * len(temps)})
+    for r in range(rows):
+        if images is not None:
+            ax = axes[r, 0]
+            ax.imshow(images[r].detach().cpu().squeeze(0).numpy(), cmap="gray_r")
+            ax.axis("off")
+            if titles is not None:
+                ax.set_title(str(titles[r]), fontsize=9)
+        for c, t in enumerate(temps):
+            ax = axes[r, c + extra]
+            p = soft_targets(logits[r], t)
+            top = int(p.argmax())
+            colors = ["tab:orange" if i == top else "tab:blue" for i in range(len(classes))]
+            ax.bar(classes, p.tolist(), color=colors)
+            ax.set_ylim(0, 1)
+            ax.set_title(f"T = {t:g}", fontsize=9)
+            ax.tick_params(labelsize=8)
+            runner_up = int(p.clone().index_fill_(0, torch.tensor([top]), -1).argmax())
+            ax.text(0.98, 0.95, f"runner-up {classes[runner_up]}: {p[runner_up]:.2g}", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,20 +1,15 @@
-"""The one training loop of the course, its evaluation, and the evaluate-and-restore loop.
+"""The one training loop of the course, and how a model is evaluated.
 
 * :func:`fit` trains any model on a :class:`~course_utils.data.Splits` (or a
-  single split). Distillation passes ``loss_fn``; pruning masks pass
-  ``after_step``; the article's L1 and L2 formulas are ``penalty="l1"`` /
-  ``"l2"`` with weight ``penalty_weight`` (λ).
-* :func:`evaluate` gives loss and accuracy on one split.
-* :func:`evaluate_and_restore` is the article's prune loop done properly,
-  shared by hard pruning (remove neurons) and soft pruning (zero weights):
-  change the model, fine-tune, check on the *validation* split, keep the change
-  only if accuracy stays within a tolerance, otherwise restore and try the next
-  candidate.
+  single split). Distillation passes ``loss_fn``; pruning masks and shared
+  weights pass ``after_step``; the article's L1 and L2 formulas are
+  ``penalty="l1"`` / ``"l2"`` with weight ``penalty_weight`` (λ).
+* :func:`finetune` is a short run of :func:`fit` on (part of) the training split.
+* :func:`predict`, :func:`evaluate` and :func:`count_errors` read one split.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import random
@@ -25,17 +20,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .validate import positive_int
 from .data import Split, Splits, batches
 
 __all__ = [
     "Evaluation",
+    "count_errors",
     "default_device",
+    "device_of",
     "evaluate",
-    "evaluate_and_restore",
+    "finetune",
     "fit",
     "penalty_value",
     "predict",
-    "refresh_masks",
     "set_seed",
 ]
 
@@ -71,9 +68,11 @@ class Evaluation(NamedTuple):
     accuracy: float  # fraction in [0, 1]
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's parameters (or buffers); the CPU for a model without either."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 @torch.no_grad()
@@ -81,7 +80,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.
     """The model's outputs (logits) for every row of ``x``, in eval mode, on the CPU."""
     was_training = model.training
     model.eval()
-    device = _device_of(model)
+    device = device_of(model)
     try:
         out = [model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
     finally:
@@ -97,6 +96,14 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 2000) -> Evaluati
     loss = F.cross_entropy(logits, split.y).item()
     accuracy = (logits.argmax(1) == split.y).float().mean().item()
     return Evaluation(loss, accuracy)
+
+
+def count_errors(model_or_logits, split: Split) -> int:
+    """Misclassified examples of ``split``: pass a model, or its logits over the split (one row per example)."""
+    logits = model_or_logits if isinstance(model_or_logits, torch.Tensor) else predict(model_or_logits, split.x)
+    if logits.shape[0] != len(split):
+        raise ValueError(f"{logits.shape[0]} rows of logits for a split of {len(split)} examples")
+    return int((logits.argmax(1) != split.y).sum())
 
 
 def _weights(model: nn.Module) -> Iterable[torch.Tensor]:
@@ -197,7 +204,7 @@ def fit(
     if val_split is not None and (not validate or len(val_split.y) == 0):
         val_split = None
 
-    device = torch.device(device) if device is not None else _device_of(model)
+    device = torch.device(device) if device is not None else device_of(model)
     model.to(device)
     opt = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
     steps_per_epoch = math.ceil(len(train_split.y) / batch_size)
@@ -252,88 +259,18 @@ def fit(
     return history
 
 
-def refresh_masks(model: nn.Module) -> nn.Module:
-    """Recompute every masked attribute (``weight = weight_orig * weight_mask``) now, outside autograd.
+def finetune(model: nn.Module, data, epochs: int = 1, *, examples: int | None = None, lr: float = 5e-4,
+             batch_size: int = 128, schedule: str | None = "cosine", seed: int = 0, **fit_kwargs) -> list[dict]:
+    """A short retraining with :func:`fit` on the first ``examples`` training images (all if None).
 
-    ``torch.nn.utils.prune`` recomputes a masked layer's ``weight`` at each
-    forward pass; after a forward pass with gradients that attribute belongs to
-    an autograd graph, which ``copy.deepcopy`` refuses. Refreshed without
-    gradients it is a plain tensor again, with the current values.
+    Only the training split is read (no validation, no test): pruning loops
+    call this between a change and its evaluation. Returns fit's history.
     """
-    from torch.nn.utils import prune
-
-    with torch.no_grad():
-        for module in model.modules():
-            for hook in module._forward_pre_hooks.values():
-                if isinstance(hook, prune.BasePruningMethod):
-                    setattr(module, hook._tensor_name, hook.apply_mask(module))
-    return model
-
-
-def evaluate_and_restore(
-    model: nn.Module,
-    data: Splits,
-    *,
-    candidates: Callable[[nn.Module], Iterable[Any]],
-    apply: Callable[[nn.Module, Any], nn.Module],
-    size: Callable[[nn.Module], float],
-    target: float,
-    tolerance: float = 0.005,
-    finetune: Callable[[nn.Module], Any] | None = None,
-    max_tries: int = 3,
-    max_rounds: int = 100,
-    describe: Callable[[Any], str] = str,
-) -> tuple[nn.Module, list[dict]]:
-    """The article's prune loop, with the decision made on the validation split.
-
-    Each round asks ``candidates(model)`` for changes to try, in order of
-    preference. For each one it builds a trial model ``apply(deepcopy(model),
-    candidate)``, fine-tunes it with ``finetune(trial)`` (if given) and
-    evaluates it on ``data.val``. The trial is *kept* when its validation
-    accuracy is at least the starting model's minus ``tolerance``; otherwise the
-    change is *restored* (the trial is dropped) and the next candidate is tried,
-    up to ``max_tries`` per round. The loop stops when ``size(model) <= target``,
-    when a round keeps nothing, or after ``max_rounds``.
-
-    Hard pruning passes an ``apply`` that removes neurons (a smaller model);
-    soft pruning one that zeroes weights with a mask. The test split is never
-    read. Returns the final model and a log with one row per trial.
-    """
-    if not 0.0 <= target <= 1.0:
-        raise ValueError(f"target is a fraction of the original size in [0, 1], got {target}")
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    reference = evaluate(model, data.val).accuracy
-    log: list[dict] = []
-    stop = "max_rounds reached"
-    for round_ in range(1, max_rounds + 1):
-        current = size(model)
-        if current <= target + 1e-9:
-            stop = "target reached"
-            break
-        kept = False
-        for tries, candidate in enumerate(candidates(model), start=1):
-            if tries > max_tries:
-                break
-            trial = apply(copy.deepcopy(refresh_masks(model)), candidate)
-            if finetune is not None:
-                finetune(trial)
-            acc = evaluate(trial, data.val).accuracy
-            kept = acc >= reference - tolerance
-            log.append({
-                "round": round_, "try": tries, "candidate": describe(candidate),
-                "size_before": current, "size_after": size(trial),
-                "val_acc": acc, "reference_val_acc": reference,
-                "decision": "kept" if kept else "restored",
-            })
-            if kept:
-                model = trial
-                break
-        if not kept:
-            stop = "nothing more can be removed within the tolerance"
-            break
-    if log:
-        log[-1]["stop"] = stop
-    else:
-        log.append({"round": 0, "stop": stop, "size_before": size(model), "size_after": size(model)})
-    return model, log
+    split = data.train if hasattr(data, "train") else data
+    if not isinstance(split, Split):
+        raise ValueError("data must be a Splits (from load_dataset) or a Split(x, y)")
+    if examples is not None:
+        split = split.subset(positive_int(examples, "examples"))
+    fit_kwargs.setdefault("progress", False)
+    return fit(model, split, epochs, lr=lr, batch_size=batch_size, schedule=schedule, seed=seed,
+               validate=False, **fit_kwargs)

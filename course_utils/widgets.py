@@ -1,13 +1,30 @@
-"""A thin layer over ``ipywidgets``: sliders and toggles that redraw a result.
+"""The notebooks' controls: :func:`controls` wires ``ipywidgets`` sliders to a function, and the
+functions behind the sliders live here too (each tested without a browser).
 
-The computation behind every control lives in the topic's module
-(``hard_pruning``, ``soft_pruning``, ``distill``) and is tested there; this
-module only wires controls to it.
+* :func:`controls` builds a panel of sliders, dropdowns and checkboxes that
+  re-runs a function when a control is released;
+* :func:`hard_pruning_result` is notebook 01's slider: remove a fraction of
+  each hidden layer, fine-tune briefly, measure;
+* :func:`soft_pruning_preview` and :func:`soft_pruning_figure` are notebook
+  02's: magnitude pruning of a copy, measured and drawn;
+* notebook 03's temperature slider redraws :func:`course_utils.plots.soft_target_bars`.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import copy
+from typing import Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from . import metrics, train
+from .hard_pruning import prune_neurons
+from .latency import latencies
+from .masks import checked_amounts, magnitude_prune, refresh_masks
+from .surgery import neuron_counts
+
+__all__ = ["controls", "hard_pruning_result", "soft_pruning_figure", "soft_pruning_preview"]
 
 
 def controls(update: Callable[..., object], **specs):
@@ -47,3 +64,95 @@ def controls(update: Callable[..., object], **specs):
         c.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox(list(made.values())), out])
+
+
+# --------------------------------------------------------------------------- notebook 01
+
+
+def hard_pruning_result(model: nn.Module, data, fractions: Mapping[str, float], *, criterion: str = "l1",
+                  finetune_epochs: int = 1, finetune_examples: int | None = 10_000, lr: float = 5e-4,
+                  batch_size: int = 256, min_run_time: float = 0.2, seed: int = 0,
+                  cache: dict | None = None) -> dict:
+    """Prune ``fractions`` (layer -> fraction removed) of ``model``, fine-tune briefly, and measure the result.
+
+    Returns a dict: ``neurons`` (layer -> kept/original), ``params``, ``macs``,
+    ``val_acc_no_finetune`` and ``val_acc`` (after the short fine-tune, on the
+    validation split), ``latency_ms`` at ``batch_size`` (:func:`course_utils.latency.latencies`, one round) and
+    the ``threads`` used.
+    Pass a dict as ``cache`` to reuse results for fractions already seen.
+    """
+    if not isinstance(fractions, Mapping):
+        raise ValueError("fractions must be a dict such as {'fc1': 0.5, 'fc2': 0.3}")
+    key = (tuple(sorted(fractions.items())), criterion, finetune_epochs, finetune_examples, lr, batch_size, seed)
+    if cache is not None and key in cache:
+        return cache[key]
+    counts = neuron_counts(model)
+    pruned = prune_neurons(model, dict(fractions), criterion, data, seed=seed)
+    before = train.evaluate(pruned, data.val).accuracy
+    if finetune_epochs > 0:
+        train.finetune(pruned, data, finetune_epochs, examples=finetune_examples, lr=lr, seed=seed)
+    after = train.evaluate(pruned, data.val).accuracy
+    timing = latencies({"pruned": pruned}, batch_size, tuple(data.val.x.shape[1:]), rounds=1,
+                       min_run_time=min_run_time)["pruned"]
+    kept = neuron_counts(pruned)
+    result = {
+        "neurons": {layer: f"{kept[layer]}/{n}" for layer, n in counts.items()},
+        "params": metrics.count_parameters(pruned),
+        "macs": metrics.macs(pruned, tuple(data.val.x.shape[1:])),
+        "val_acc_no_finetune": before,
+        "val_acc": after,
+        "latency_ms": timing.median * 1e3,
+        "batch_size": batch_size,
+        "threads": timing.threads,
+    }
+    if cache is not None:
+        cache[key] = result
+    return result
+
+
+# --------------------------------------------------------------------------- notebook 02
+
+
+def soft_pruning_preview(model: nn.Module, data, amount: float, scope: str = "layer",
+            layers: Iterable[str] | str | None = None) -> dict:
+    """Prune a copy of ``model`` by magnitude (no retraining) and measure it on the validation split.
+
+    Returns ``{"model", "sparsity", "val_acc", "dense_val_acc", "remaining"}``
+    where ``remaining`` is the fraction of weights left in each layer.
+    """
+    checked_amounts(model, amount, scope, layers)  # validate before copying
+    dense = copy.deepcopy(refresh_masks(model))
+    pruned = magnitude_prune(copy.deepcopy(dense), amount, scope, layers)
+    return {
+        "model": pruned,
+        "sparsity": metrics.sparsity(pruned),
+        "val_acc": train.evaluate(pruned, data.val).accuracy,
+        "dense_val_acc": train.evaluate(dense, data.val).accuracy,
+        "remaining": {n: 1.0 - s for n, s in metrics.layer_sparsity(pruned).items()},
+    }
+
+
+def soft_pruning_figure(model: nn.Module, data, amount: float = 0.9, scope: str = "layer"):
+    """The widget's picture: validation accuracy, weight histogram and weights left per layer after pruning.
+
+    Returns a matplotlib ``Figure`` (not registered with pyplot, so a notebook
+    shows it once, where it is returned or displayed).
+    """
+    from matplotlib.figure import Figure
+
+    from . import plots
+
+    from .models import prunable_layers
+
+    result = soft_pruning_preview(model, data, amount, scope)
+    fig = Figure(figsize=(12, 3.4), layout="constrained")
+    ax_hist, ax_bars = fig.subplots(1, 2, width_ratios=(2, 1))
+    dense_w = torch.cat([m.weight.detach().flatten() for m in prunable_layers(refresh_masks(model)).values()])
+    kept = torch.cat([m.weight.detach().flatten() for m in prunable_layers(result["model"]).values()])
+    plots.weight_histogram({"dense": dense_w, "kept after pruning": kept}, bins=120, ax=ax_hist, drop_zeros=True,
+                           log=True, title="weights (zeros left out, log scale)")
+    plots.bars(result["remaining"], ylabel="weights left (%)", ax=ax_bars, percent=True,
+               title="weights left per layer")
+    fig.suptitle(f"{scope} pruning to {result['sparsity']:.1%} zeros: validation accuracy "
+                 f"{result['val_acc']:.2%} (dense {result['dense_val_acc']:.2%}), no retraining")
+    return fig

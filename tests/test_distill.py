@@ -10,7 +10,6 @@ from torch.nn import functional as F
 
 import course_utils as cu
 from course_utils import distill as D
-from course_utils.checks import distill as checks
 
 CLASSES = tuple(str(d) for d in range(10))  # MNIST's class names, so dataset_name() recognises the splits
 
@@ -236,25 +235,25 @@ def test_hint_stage_trains_lower_layers_only(splits):
 # --------------------------------------------------------------------------- helpers
 
 def test_teacher_net_shapes_and_size():
-    net = D.teacher_net()
+    net = cu.baselines.teacher_net()
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     assert (net.fc1.out_features, net.fc2.out_features) == (1200, 1200)  # Hinton et al.'s MNIST teacher
-    assert net.drop1.p == D.TEACHER_RECIPE["dropout"] == 0.3
+    assert net.drop1.p == cu.baselines.TEACHER_RECIPE["dropout"] == 0.3
     assert cu.metrics.count_parameters(net) == 784 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 10 + 10
     assert cu.metrics.count_parameters(net) > cu.metrics.count_parameters(cu.models.mlp((800, 800)))
     with pytest.raises(ValueError):
-        D.teacher_net(dropout=1.0)
+        cu.baselines.teacher_net(dropout=1.0)
 
 
-def test_cached_outputs_are_reused(splits):
+def test_teacher_outputs_are_cached(splits):
     teacher = _teacher(splits).eval()
-    out = D.cached_outputs(teacher, splits, "t-logits", {"id": 1}, verbose=False)
+    out = D.teacher_outputs(teacher, splits, verbose=False, id=1)
     assert torch.allclose(out["test"], cu.train.predict(teacher, splits.test.x))
-    feats = D.cached_outputs(teacher, splits, "t-feats", {"id": 1}, layer="relu1", train_size=100, verbose=False)
+    feats = D.teacher_outputs(teacher, splits, layer="relu1", train_size=100, verbose=False, id=1)
     assert feats["train"].shape == (100, 64)
     with torch.no_grad():
-        teacher.fc2.weight.zero_()  # a changed model under the same config: the cache answers
-    again = D.cached_outputs(teacher, splits, "t-logits", {"id": 1}, verbose=False)
+        teacher.fc2.weight.zero_()  # a changed model under the same recipe: the cache answers
+    again = D.teacher_outputs(teacher, splits, verbose=False, id=1)
     assert torch.equal(again["val"], out["val"])
 
 
@@ -282,7 +281,7 @@ def test_student_cache_same_init_and_reuse(splits):
 def test_count_errors_gap_and_bias():
     split = cu.data.Split(torch.zeros(4, 1, 28, 28), torch.tensor([0, 1, 2, 3]))
     logits = torch.eye(4)[[0, 1, 2, 2]]
-    assert D.count_errors(logits, split) == 1
+    assert cu.train.count_errors(logits, split) == 1
     assert D.gap_closed(146, 74, 67) == pytest.approx(72 / 79)
     assert D.gap_closed(100, 110, 50) < 0
     with pytest.raises(ValueError, match="no gap"):
@@ -305,60 +304,25 @@ def test_soft_target_figure():
     import matplotlib.pyplot as plt
 
     z = torch.tensor([[6.0, 2.0, 0.0], [0.0, 1.0, 3.0]])
-    fig = D.soft_target_figure(z, [1, 4], classes=["a", "b", "c"], images=torch.zeros(2, 1, 28, 28))
+    fig = cu.plots.soft_target_bars(z, [1, 4], classes=["a", "b", "c"], images=torch.zeros(2, 1, 28, 28))
     axes = fig.axes
     assert len(axes) == 2 * 3
     heights = [p.get_height() for p in axes[2].patches]  # row 0, T = 4
     assert heights == pytest.approx(D.soft_targets(z[0], 4).tolist())
     plt.close(fig)
-    fig = D.soft_target_figure(z[1], 2.0)
+    fig = cu.plots.soft_target_bars(z[1], 2.0)
     assert len(fig.axes) == 1
     plt.close(fig)
     with pytest.raises(ValueError, match="temperature"):
-        D.soft_target_figure(z, 0)
+        cu.plots.soft_target_bars(z, 0)
 
 
 # --------------------------------------------------------------------------- exercise checks
 
-def test_check_kd_loss_accepts_the_solution_and_rejects_mistakes(capsys):
-    # the solution as printed in the notebook's <details> block
-    def my_kd_loss(student_logits, teacher_logits, targets, T, alpha):
-        log_p_student = F.log_softmax(student_logits / T, dim=1)
-        log_p_teacher = F.log_softmax(teacher_logits / T, dim=1)
-        soft = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-        hard = F.cross_entropy(student_logits, targets)
-        return alpha * T * T * soft + (1 - alpha) * hard
-
-    assert checks.check_kd_loss(my_kd_loss)
-
-    def no_t2(s, t, y, T, alpha):
-        return D.kd_loss(s, t, y, T, alpha, t_squared=False)
-
-    assert not checks.check_kd_loss(no_t2)
-    assert "T²" in capsys.readouterr().out
-    assert not checks.check_kd_loss(lambda s, t, y, T, a: D.kd_loss(s, t, y, T, 1 - a))
-    assert not checks.check_kd_loss(lambda *args: None)
-    assert not checks.check_kd_loss(lambda *args: 1 / 0)
-    assert "ZeroDivisionError" in capsys.readouterr().out
-    assert not checks.check_kd_loss(None)
-
-
-def test_check_temperature_choice():
-    val = {1: 60, 2: 41, 4: 38, 8: 45, 20: 70}
-    test = {1: 600, 2: 400, 4: 410, 8: 450, 20: 700}
-    tiny_val_errors = val
-    my_temperature = min(tiny_val_errors, key=tiny_val_errors.get)  # the solution in the notebook
-    assert checks.check_temperature_choice(my_temperature, val, test)
-    assert not checks.check_temperature_choice(2, val, test)  # best on test, not on validation
-    assert not checks.check_temperature_choice(20, val)
-    assert not checks.check_temperature_choice(3.0, val)
-    assert not checks.check_temperature_choice(None, val)
-    assert not checks.check_temperature_choice("hot", val)
-
 
 def test_feature_extractor_keeps_an_eval_teacher_in_eval_mode(splits):
     teacher = _teacher(splits).eval()
-    D.cached_outputs(teacher, splits, "t-hidden", {"id": 2}, layer="relu1", verbose=False)
+    D.teacher_outputs(teacher, splits, layer="relu1", verbose=False, id=2)
     assert not any(m.training for m in teacher.modules())
     lower = D.feature_extractor(teacher, "relu1")
     assert lower.fc1 is teacher.fc1 and not lower.training

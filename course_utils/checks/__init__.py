@@ -1,10 +1,17 @@
-"""Checks for the notebooks' exercises: each returns True or False and prints what is right or what to try.
+"""Checks for the notebooks' exercises: each returns a verdict (true or false) and prints what is right or what to try.
 
-``cu.checks.hard_pruning``, ``cu.checks.soft_pruning``, ``cu.checks.distill``,
-``cu.checks.background``, ``cu.checks.comparison``: one module per notebook. A check never raises: an
-exception in the learner's code is reported as a hint.
+One module per notebook: ``cu.checks.background`` (00), ``hard_pruning`` (01), ``soft_pruning`` (02),
+``distill`` (03), ``comparison`` (the comparison notebook). Every exercise follows one pattern in its notebook: a
+code cell tagged ``exercise`` that the learner completes, the next code cell calls its check
+(``cu.checks.<notebook>.<exercise>(answer)``), and a collapsed ``<details>`` block after it holds the solution.
+
+A check never raises: an exception in the learner's code is reported as a hint. It compares the answer with a
+computation written in the check itself, and while the learner's function runs, the package function that the
+exercise asks the learner to write is switched off (:func:`run_safely` with ``hide=``), so an answer that only
+calls it is refused with a hint.
 """
 
+import contextlib
 from importlib import import_module
 
 
@@ -48,9 +55,55 @@ def report(ok: bool, message: str) -> Verdict:
     return Verdict(ok, message)
 
 
-def run_safely(fn, *args, **kwargs):
-    """Call the learner's function; return (result, None) or (None, 'ErrorName: message')."""
+class HiddenFunctionError(RuntimeError):
+    """Raised by a package function that is switched off while a check runs the learner's answer."""
+
+
+@contextlib.contextmanager
+def hidden(*names: str):
+    """Switch off package functions (``"course_utils.distill.kd_loss"``...) for the duration of a check."""
+    saved = []
     try:
-        return fn(*args, **kwargs), None
+        for dotted in names:
+            module_name, attribute = dotted.rsplit(".", 1)
+            module = import_module(module_name)
+            saved.append((module, attribute, getattr(module, attribute)))
+            short = dotted.replace("course_utils.", "cu.")
+
+            def refuse(*args, _name=short, **kwargs):
+                raise HiddenFunctionError(f"{_name} is switched off during this check: the exercise asks you to "
+                                          "write it yourself, with torch operations")
+
+            setattr(module, attribute, refuse)
+        yield
+    finally:
+        for module, attribute, original in reversed(saved):
+            setattr(module, attribute, original)
+
+
+def run_safely(fn, *args, hide=(), **kwargs):
+    """Call the learner's function with the package functions ``hide`` switched off.
+
+    Returns ``(result, None)`` or ``(None, 'ErrorName: message')``.
+    """
+    for dotted in hide:
+        module_name, attribute = dotted.rsplit(".", 1)
+        if fn is getattr(import_module(module_name), attribute):
+            return None, (f"that is {dotted.replace('course_utils.', 'cu.')} itself: the exercise asks you to write "
+                          "it yourself")
+    try:
+        with hidden(*hide):
+            return fn(*args, **kwargs), None
+    except HiddenFunctionError as exc:
+        return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - a check reports, it never raises
         return None, f"{exc.__class__.__name__}: {exc}"
+
+
+def whole_number(value) -> int | None:
+    """``value`` if it is an integer (not a bool, a float or a string), else None."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import report, run_safely
+from . import report, run_safely, whole_number
 
 
 def mlp_parameters(hidden: int, inputs: int = 784, classes: int = 10) -> int:
@@ -21,6 +21,8 @@ def hidden_for_budget(fn) -> bool:
             return report(False, f"your function raised {error} for budget={budget:,}.")
         if got is None or got is ...:
             return report(False, "your function returned nothing: return the width h as an integer.")
+        if whole_number(got) is None:
+            return report(False, f"return the width as an int (a count of neurons), got {got!r}.")
         if got != h:
             hint = ("too wide: count both hidden layers, the output layer and every bias"
                     if isinstance(got, int) and got > h else "a wider network still fits")

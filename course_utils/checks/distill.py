@@ -8,7 +8,7 @@ import torch
 
 from . import report, run_safely
 
-__all__ = ["check_kd_loss", "check_temperature_choice"]
+__all__ = ["kd_loss", "temperature_choice"]
 
 
 def _cases():
@@ -20,15 +20,23 @@ def _cases():
         yield student, teacher, targets, temperature, alpha
 
 
-def check_kd_loss(fn) -> bool:
-    """Compare the learner's ``fn(student_logits, teacher_logits, targets, T, alpha)`` with the course's ``kd_loss``."""
-    from ..distill import kd_loss
+def _expected(student, teacher, targets, t, a, t_squared=True):
+    """The distillation loss written out here, independently of ``cu.distill.kd_loss``, in float64."""
+    s, te = student.double(), teacher.double()
+    p_teacher = torch.softmax(te / t, dim=1)
+    kl = (p_teacher * (torch.log_softmax(te / t, dim=1) - torch.log_softmax(s / t, dim=1))).sum(1).mean()
+    ce = -torch.log_softmax(s, dim=1).gather(1, targets[:, None]).mean()
+    return float(a * (t * t if t_squared else 1.0) * kl + (1 - a) * ce)
 
+
+def kd_loss(fn) -> bool:
+    """Compare the learner's ``fn(student_logits, teacher_logits, targets, T, alpha)`` with the formula."""
     if not callable(fn):
         return report(False, "define a function my_kd_loss(student_logits, teacher_logits, targets, T, alpha)")
     for student, teacher, targets, t, a in _cases():
-        expected = kd_loss(student, teacher, targets, t, a)
-        got, error = run_safely(fn, student.clone(), teacher.clone(), targets.clone(), t, a)
+        expected = _expected(student, teacher, targets, t, a)
+        got, error = run_safely(fn, student.clone(), teacher.clone(), targets.clone(), t, a,
+                                 hide=["course_utils.distill.kd_loss"])
         if error:
             return report(False, f"your function raised {error} (T={t}, alpha={a})")
         if got is None:
@@ -41,10 +49,10 @@ def check_kd_loss(fn) -> bool:
             return report(False, f"your loss is {value} for T={t}: use log_softmax, not log(softmax(...))")
         if abs(value - float(expected)) <= 1e-4 * max(1.0, abs(float(expected))):
             continue
-        no_t2 = kd_loss(student, teacher, targets, t, a, t_squared=False)
+        no_t2 = _expected(student, teacher, targets, t, a, t_squared=False)
         if a > 0 and t != 1 and abs(value - float(no_t2)) <= 1e-4 * max(1.0, abs(float(no_t2))):
             return report(False, f"right except for the scale: multiply the soft term by T² (T={t})")
-        swapped = kd_loss(student, teacher, targets, t, 1 - a) if a not in (0.0, 1.0) else None
+        swapped = _expected(student, teacher, targets, t, 1 - a) if a not in (0.0, 1.0) else None
         if swapped is not None and abs(value - float(swapped)) <= 1e-4 * max(1.0, abs(float(swapped))):
             return report(False, "alpha weighs the soft (teacher) term and 1 - alpha the labels: you swapped them")
         return report(False, f"for T={t}, alpha={a} you return {value:.5f}, the formula gives {float(expected):.5f}. "
@@ -53,7 +61,7 @@ def check_kd_loss(fn) -> bool:
     return report(True, "your loss matches α·T²·KL(teacher‖student) + (1−α)·CE for every T and α tried.")
 
 
-def check_temperature_choice(choice, val_errors: dict, test_errors: dict | None = None) -> bool:
+def temperature_choice(choice, val_errors: dict, test_errors: dict | None = None) -> bool:
     """The learner picks a temperature for the tiny student; it must be the best one on the *validation* split."""
     if choice is None or choice is Ellipsis:
         return report(False, "set my_temperature to one of the temperatures of the sweep")

@@ -8,7 +8,7 @@ import torch
 
 from . import report, run_safely
 
-__all__ = ["check_cubic_schedule", "check_global_threshold"]
+__all__ = ["cubic_schedule", "global_threshold"]
 
 
 def _weights(seed: int = 0) -> list[torch.Tensor]:
@@ -33,21 +33,30 @@ def _as_float(value):
     return None
 
 
-def check_global_threshold(fn):
+def _number(fn, args, call: str, hide):
+    """Run the learner's ``fn(*args)``; return ``(value, None)`` for one number, else ``(None, hint)``."""
+    result, error = run_safely(fn, *args, hide=hide)
+    if error:
+        return None, f"{call} raised {error}"
+    if result is None or result is Ellipsis:
+        return None, f"{call} returned nothing yet: replace the ... / None with your code"
+    value = _as_float(result)
+    if value is None:
+        return None, f"return one number (a float or a one-element tensor), got {type(result).__name__}"
+    return value, None
+
+
+def global_threshold(fn):
     """``fn(weights, amount)``: the magnitude t such that zeroing every |w| <= t over all layers together
     zeroes the fraction ``amount`` of all the weights."""
     if not callable(fn):
         return report(False, "define a function global_threshold(weights, amount) and pass it to the check")
     for seed, amount in ((0, 0.5), (1, 0.9), (2, 0.25)):
         weights = _weights(seed)
-        result, error = run_safely(fn, [w.clone() for w in weights], amount)
-        if error:
-            return report(False, f"your function raised {error}")
-        if result is None or result is Ellipsis:
-            return report(False, "global_threshold returned nothing yet: replace the ... / None with your code")
-        value = _as_float(result)
-        if value is None:
-            return report(False, f"return one number (a float or a one-element tensor), got {type(result).__name__}")
+        value, hint = _number(fn, ([w.clone() for w in weights], amount), "global_threshold",
+                              ["course_utils.masks.magnitude_masks", "course_utils.masks.mask_smallest"])
+        if hint:
+            return report(False, hint)
         expected = _expected_threshold(weights, amount)
         if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
             continue
@@ -66,20 +75,16 @@ def check_global_threshold(fn):
                         "so layers full of small weights lose more than the others")
 
 
-def check_cubic_schedule(fn):
+def cubic_schedule(fn):
     """``fn(step, total_steps, final, initial=0.0)``: Zhu & Gupta's s_t = s_f + (s_i - s_f)(1 - t/n)^3."""
     if not callable(fn):
         return report(False, "define a function cubic(step, total_steps, final, initial=0.0) and pass it to the check")
     cases = [(t, 10, 0.9, 0.0) for t in (0, 1, 3, 5, 8, 10)] + [(t, 4, 0.95, 0.5) for t in (0, 2, 4)]
     for t, n, final, initial in cases:
-        result, error = run_safely(fn, t, n, final, initial)
-        if error:
-            return report(False, f"cubic({t}, {n}, {final}, {initial}) raised {error}")
-        if result is None or result is Ellipsis:
-            return report(False, "cubic returned nothing yet: replace the ... / None with your code")
-        value = _as_float(result)
-        if value is None:
-            return report(False, f"return one number, got {type(result).__name__}")
+        value, hint = _number(fn, (t, n, final, initial), f"cubic({t}, {n}, {final}, {initial})",
+                              ["course_utils.soft_pruning.cubic_sparsity"])
+        if hint:
+            return report(False, hint)
         expected = final + (initial - final) * (1 - t / n) ** 3
         if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
             continue

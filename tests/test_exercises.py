@@ -1,0 +1,60 @@
+"""Every exercise of every notebook, through one mechanism: its solution passes its check, its untouched
+starting code fails it.
+
+The exercises are read from the paired notebook sources (``tests/exercises.py`` says how). An exercise that reads
+values a notebook measured (which temperature did best...) gets stand-in values from ``CONTEXT``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import course_utils as cu
+from exercises import SOURCES, all_exercises, exercises
+
+# Values that a notebook computes before an exercise reads them: the check's premise must hold in them.
+CONTEXT = {
+    "distill.temperature_choice": {"tiny_val_errors": {2: 118, 4: 121, 20: 140}},
+}
+EXERCISES = all_exercises()
+
+
+def namespace(exercise) -> dict:
+    """What a notebook has defined when the learner reaches the exercise: the usual imports, and CONTEXT."""
+    return {"cu": cu, "torch": torch, "nn": nn, "F": F, **CONTEXT.get(exercise.name, {})}
+
+
+def verdict(exercise, code: str, capsys):
+    ns = namespace(exercise)
+    exec(code, ns)  # noqa: S102 - our own notebooks' code
+    result = eval(exercise.check, ns)  # noqa: S307
+    return result, capsys.readouterr().out
+
+
+def test_every_notebook_has_exercises():
+    assert SOURCES, "no notebook sources found"
+    for path in SOURCES:
+        assert exercises(path), f"{path.name} has no exercise (a code cell tagged 'exercise')"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=str)
+def test_the_solution_passes_its_check(exercise, capsys):
+    result, out = verdict(exercise, exercise.solution, capsys)
+    assert result, out
+    assert out.startswith("Correct: ")
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=str)
+def test_the_untouched_exercise_fails_its_check(exercise, capsys):
+    result, out = verdict(exercise, exercise.skeleton, capsys)
+    assert not result
+    assert out.startswith("Not yet: ") and len(out) > 20  # with a hint
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=str)
+def test_every_check_is_run_by_name_from_its_notebooks_module(exercise):
+    module, function = exercise.name.split(".")
+    assert callable(getattr(getattr(cu.checks, module), function))
