@@ -93,6 +93,8 @@ print(json.dumps({"file": cu.__file__, "modules": names, "check": ok}))
     found = json.loads(run([python, "-c", probe], env=env, cwd=tmp_path).stdout.strip().splitlines()[-1])
     assert found["check"]
     assert str(tmp_path / "colab") in found["file"], f"imported from {found['file']}, not from the installed package"
-    wanted = sorted(m[:-3].replace("/", ".").removesuffix(".__init__") for m in MODULES
-                    if m != "course_utils/__init__.py")
+    committed = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "-r", "--name-only", "HEAD", "course_utils"],
+                               capture_output=True, text=True, check=True).stdout.split()  # what pip installs
+    wanted = sorted(m[:-3].replace("/", ".").removesuffix(".__init__") for m in committed
+                    if m.endswith(".py") and m != "course_utils/__init__.py")
     assert sorted(found["modules"]) == wanted
