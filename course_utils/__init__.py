@@ -10,7 +10,8 @@ One module per concept, each a set of plain, tested functions:
 * pruning: ``surgery`` (remove neurons and channels), ``importance`` (which
   ones), ``masks`` (zero weights with masks), ``pruning`` (the loops both kinds
   share), ``hard_pruning``, ``soft_pruning``, ``sparse`` (CSR storage);
-* ``distill`` (knowledge distillation);
+* ``distill`` (knowledge distillation), ``quantization`` (affine quantisation, int8, weight sharing, the
+  compressed file), with ``int8_apis`` (PyTorch's two quantisation APIs) and ``compressed_file`` (the file format);
 * the notebooks' ``widgets`` and exercise ``checks``; ``validate`` (argument checks).
 """
 
@@ -19,7 +20,8 @@ from importlib import import_module
 __version__ = "0.2.0"
 
 _MODULES = ("data", "models", "train", "checkpoints", "baselines", "metrics", "latency", "plots", "surgery",
-            "importance", "masks", "pruning", "hard_pruning", "soft_pruning", "sparse", "distill",
+            "importance", "masks", "pruning", "hard_pruning", "soft_pruning", "sparse", "distill", "quantization",
+            "int8_apis", "compressed_file",
             "widgets", "checks", "validate")
 
 from . import checkpoints, data, metrics, models, train  # noqa: E402,F401

@@ -44,19 +44,41 @@ __all__ = [
 ]
 
 
+def _subclass(t) -> bool:
+    """A tensor subclass such as torchao's int8 weights (not a plain tensor or parameter)."""
+    return isinstance(t, torch.Tensor) and type(t) not in (torch.Tensor, nn.Parameter) and not t.is_quantized
+
+
+def _quantized(module: nn.Module) -> bool:
+    """A quantised layer: ``torch.ao``'s (its weight packed, read through ``module.weight()``) or torchao's
+    (its weight a tensor subclass)."""
+    weight = getattr(module, "weight", None)
+    return (callable(weight) and not isinstance(weight, (nn.Module, torch.Tensor))) or _subclass(weight)
+
+
 def _stored(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    """The learnable numbers a module holds itself: its parameters, and weights kept as sparse buffers."""
+    """The learnable numbers a module holds itself: its parameters, weights kept as sparse buffers, and the
+    packed weight and bias of a quantised layer."""
+    if _quantized(module) and callable(module.weight):
+        bias = module.bias() if callable(getattr(module, "bias", None)) else None
+        return [("weight", module.weight())] + ([("bias", bias)] if bias is not None else [])
     items = list(module.named_parameters(recurse=False))
-    items += [(n, b) for n, b in module.named_buffers(recurse=False) if b.layout != torch.strided]
+    items += [(n, b) for n, b in module.named_buffers(recurse=False)  # sparse weights, int8 weights of a graph
+              if b.layout != torch.strided or b.dtype in (torch.int8, torch.uint8)]
     return items
 
 
 def _values(t: torch.Tensor) -> torch.Tensor:
-    """The numbers a tensor stores: the nonzero values of a sparse tensor, all entries of a dense one."""
+    """The numbers a tensor stores, as a plain tensor: the nonzero values of a sparse tensor, the integers of a
+    quantised one (int8 weights of ``torch.ao`` or ``torchao``), all entries of a dense one."""
     if t.layout == torch.sparse_csr:
         return t.values()
     if t.layout == torch.sparse_coo:
         return t.coalesce().values()
+    if t.is_quantized:
+        return t.int_repr()
+    if _subclass(t) and hasattr(t, "dequantize"):  # a torchao tensor subclass
+        return t.dequantize()
     return t
 
 
@@ -72,7 +94,8 @@ def count_nonzero(model: nn.Module) -> int:
     for module in model.modules():
         for name, tensor in _stored(module):
             base = name[: -len("_orig")] if name.endswith("_orig") else name
-            value = effective_weight(module, base) if tensor.layout == torch.strided else _values(tensor)
+            plain = tensor.layout == torch.strided and not tensor.is_quantized and not _subclass(tensor)
+            value = effective_weight(module, base) if plain and not _quantized(module) else _values(tensor)
             total += int(torch.count_nonzero(value))
     return total
 
@@ -95,13 +118,19 @@ def sparsity(model: nn.Module) -> float:
     return 1.0 - sum(int(torch.count_nonzero(w)) for w in weights) / total
 
 
-def macs(model: nn.Module, input_shape=(1, 28, 28)) -> int:
+def macs(model: nn.Module, input_shape=(1, 28, 28)) -> int | None:
     """Multiply-accumulates of one forward pass for one example, counted by ``torch.utils.flop_counter``.
 
     Dense kernels do every multiplication, zeros included, so a masked model
     has as many MACs as the dense one; only removing neurons lowers this count.
+    The counter does not see the kernels of quantised layers (``torch.ao``'s or
+    torchao's): for such a model the result is None (not counted), never a
+    wrong number.
     """
     from torch.utils.flop_counter import FlopCounterMode
+
+    if any(_quantized(m) for m in model.modules()):
+        return None
 
     x = torch.zeros(1, *input_shape)
     was_training = model.training
@@ -191,12 +220,15 @@ _FORMATS = {
     "params": lambda v: f"{v:,}",
     "nonzero_params": lambda v: f"{v:,}",
     "macs": lambda v: f"{v:,}",
+    "test_errors": lambda v: f"{v:,}",
     "size_bytes": lambda v: f"{v / 1024:,.1f} KiB",
     "size_compressed_bytes": lambda v: f"{v / 1024:,.1f} KiB",
 }
 
 
 def _fmt(key: str, value) -> str:
+    if value is None:
+        return "–"
     if key in ("mean_a", "mean_b", "difference", "seed_spread") and isinstance(value, (int, float)):
         return f"{value:+.1f}" if key == "difference" else f"{value:.1f}"
     if key in _FORMATS and isinstance(value, (int, float)):

@@ -168,7 +168,7 @@ def iterative_prune(model: nn.Module, data, target=0.08, *, steps: int = 3, fine
         history = train.fit(model, data, epochs, after_step=after_step, seed=seed_,
                             after_epoch=lambda m, e: record("train", step, done + e), **fit_kwargs)
         for row, h in zip(log[start:], history):
-            row["val_acc"] = h.get("val_acc")
+            row["val_acc"], row["seconds"] = h.get("val_acc"), h.get("seconds")
 
     record("start", 0, 0)
     fit_kwargs = {"lr": lr, "schedule": lr_schedule, **fit_kwargs}

@@ -7,7 +7,8 @@ functions behind the sliders live here too (each tested without a browser).
   each hidden layer, fine-tune briefly, measure;
 * :func:`soft_pruning_preview` and :func:`soft_pruning_figure` are notebook
   02's: magnitude pruning of a copy, measured and drawn;
-* notebook 03's temperature slider redraws :func:`course_utils.plots.soft_target_bars`.
+* notebook 03's temperature slider redraws :func:`course_utils.plots.soft_target_bars`;
+* :func:`quantization_result` and :func:`quantization_figure` are notebook 04's bits slider.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from . import metrics, train
 from .hard_pruning import prune_neurons
 from .latency import latencies
 from .masks import checked_amounts, magnitude_prune, refresh_masks
+from .models import prunable_layers
 from .surgery import neuron_counts
 
-__all__ = ["controls", "hard_pruning_result", "soft_pruning_figure", "soft_pruning_preview"]
+__all__ = ["controls", "hard_pruning_result", "quantization_figure", "quantization_result", "soft_pruning_figure",
+           "soft_pruning_preview"]
 
 
 def controls(update: Callable[..., object], **specs):
@@ -142,8 +145,6 @@ def soft_pruning_figure(model: nn.Module, data, amount: float = 0.9, scope: str 
 
     from . import plots
 
-    from .models import prunable_layers
-
     result = soft_pruning_preview(model, data, amount, scope)
     fig = Figure(figsize=(12, 3.4), layout="constrained")
     ax_hist, ax_bars = fig.subplots(1, 2, width_ratios=(2, 1))
@@ -155,4 +156,58 @@ def soft_pruning_figure(model: nn.Module, data, amount: float = 0.9, scope: str 
                title="weights left per layer")
     fig.suptitle(f"{scope} pruning to {result['sparsity']:.1%} zeros: validation accuracy "
                  f"{result['val_acc']:.2%} (dense {result['dense_val_acc']:.2%}), no retraining")
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 04
+
+
+def quantization_result(model: nn.Module, data, bits: int, layer: str = "fc1", cache: dict | None = None) -> dict:
+    """What notebook 04's bits slider shows: ``model``'s weights at ``bits`` bits, two ways, on the validation split.
+
+    * ``linear``: every Linear/Conv2d weight quantised per output channel to
+      ``bits`` bits and back (:func:`course_utils.quantization.quantize_tensor`);
+    * ``kmeans``: weight sharing with ``2**bits`` centroids per layer
+      (:func:`course_utils.quantization.share_weights`), no fine-tuning.
+
+    Returns ``val_acc_linear``, ``val_acc_kmeans``, the ``centroids`` of
+    ``layer`` and its nonzero ``weights`` (for the histogram). ``model`` is not
+    changed. Pass a dict as ``cache`` to reuse results for bits already seen.
+    """
+    from . import quantization
+
+    if cache is not None and (bits, layer) in cache:
+        return cache[(bits, layer)]
+    plain = copy.deepcopy(refresh_masks(model))
+    linear = copy.deepcopy(plain)
+    with torch.no_grad():
+        for module in prunable_layers(linear).values():
+            weight = module.weight_orig if hasattr(module, "weight_orig") else module.weight
+            qt = quantization.quantize_tensor(weight, bits, per_channel=True)
+            weight.copy_(quantization.dequantize(qt))
+    shared = quantization.share_weights(copy.deepcopy(plain), bits)
+    weights = refresh_masks(plain).get_submodule(layer).weight.detach().flatten()
+    result = {"bits": bits, "val_acc_linear": train.evaluate(linear, data.val).accuracy,
+              "val_acc_kmeans": train.evaluate(shared, data.val).accuracy,
+              "centroids": quantization.shared_layers(shared)[layer].centroids, "weights": weights[weights != 0]}
+    if cache is not None:
+        cache[(bits, layer)] = result
+    return result
+
+
+def quantization_figure(model: nn.Module, data, bits: int, layer: str = "fc1", cache: dict | None = None):
+    """The slider's picture: the histogram of ``layer``'s nonzero weights with the ``2**bits`` k-means centroids
+    drawn on it, and the validation accuracy of both quantisations in the title (:func:`quantization_result`)."""
+    from matplotlib.figure import Figure
+
+    r = quantization_result(model, data, bits, layer, cache)
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax = fig.subplots()
+    ax.hist(r["weights"].numpy(), bins=150, color="tab:blue", alpha=0.7)
+    for c in r["centroids"].tolist():
+        ax.axvline(c, color="tab:orange", linewidth=0.8)
+    ax.set_xlabel(f"{layer} weight value (zeros left out); orange: the {2**bits} shared values")
+    ax.set_ylabel("count")
+    ax.set_title(f"{bits} bits: validation accuracy {r['val_acc_kmeans']:.2%} with k-means sharing, "
+                 f"{r['val_acc_linear']:.2%} with linear steps (no fine-tuning)")
     return fig

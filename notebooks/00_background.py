@@ -9,8 +9,9 @@
 # %% [markdown]
 # # 00 · Background: why and how neural networks are compressed
 #
-# This is the first of five notebooks on making neural networks smaller and faster with three techniques:
-# **hard pruning**, **soft pruning** and **knowledge distillation**. In this one you will
+# This is the first of six notebooks on making neural networks smaller and faster with three techniques the article
+# this course grew from describes, **hard pruning**, **soft pruning** and **knowledge distillation**, and a fourth
+# that it names among the trends, **quantisation**. In this one you will
 #
 # 1. measure what a small dense network costs: parameters, multiply-accumulates, bytes, milliseconds, energy;
 # 2. meet the three techniques, what each removes, and how they relate and combine;
@@ -27,7 +28,8 @@
 # | 01 | hard pruning: remove neurons and channels |
 # | 02 | soft pruning: masks, schedules, Han et al. 2015 |
 # | 03 | knowledge distillation: Hinton et al. 2015 |
-# | 04 | the three side by side |
+# | 04 | quantisation: fewer bits per weight, and Deep Compression |
+# | 05 | every technique, and their combinations, side by side |
 
 # %%
 # On Colab, or anywhere the course package is missing, install it from the course repository.
@@ -182,7 +184,7 @@ print(f"saved weights: {dense_row['size_bytes'] / 1024:,.0f} KiB raw, "
 # zeros form whole rows and columns. They combine well: prune and then fine-tune the pruned network with the dense one as
 # its teacher; distil into a student and then prune it; and add quantization on top, as in *Deep Compression* (Han, Mao
 # & Dally 2016: pruning, weight sharing and Huffman coding, 35× smaller AlexNet without loss of accuracy).
-# Notebook 04 puts the three side by side.
+# Notebook 04 adds quantisation and reproduces Deep Compression; notebook 05 puts all of them side by side.
 #
 # Two of these ideas, in a few numbers. First, *removing* a neuron and *zeroing* it give the same outputs; only the
 # shapes differ. Here is a layer of 3 inputs and 4 neurons followed by a layer of 2 outputs, with hand-picked weights;

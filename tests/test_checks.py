@@ -169,3 +169,37 @@ def test_temperature_check_refuses_choices_made_on_the_test_split():
     assert not cu.checks.distill.temperature_choice(3.0, val)
     assert not cu.checks.distill.temperature_choice(None, val)
     assert not cu.checks.distill.temperature_choice("hot", val)
+
+
+def test_quantization_checks_refuse_wrong_answers(capsys):
+    def no_zero_in_range(x, bits):
+        lo, hi = float(x.min()), float(x.max())
+        scale = (hi - lo) / (2**bits - 1)
+        zero = round(-lo / scale)
+        return torch.clamp(torch.round(x / scale) + zero, 0, 2**bits - 1), scale, zero
+
+    def unclamped(x, bits):
+        lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+        scale = (hi - lo) / (2**bits - 1)
+        return torch.floor(x / scale) + round(-lo / scale), scale, round(-lo / scale)
+
+    assert not cu.checks.quantization.quantize(no_zero_in_range)
+    assert "include 0" in capsys.readouterr().out
+    assert not cu.checks.quantization.quantize(unclamped)
+    assert not cu.checks.quantization.quantize(lambda x, bits: cu.quantization.quantize_tensor(x, bits)[:3])
+    assert "switched off" in capsys.readouterr().out
+
+    def without_fillers(mask, index_bits):
+        positions = torch.nonzero(mask).flatten().tolist()
+        return [p - q for p, q in zip(positions, [-1] + positions[:-1])]
+
+    assert not cu.checks.quantization.relative_indices(without_fillers)
+    assert "filler" in capsys.readouterr().out
+    assert not cu.checks.quantization.relative_indices(lambda mask, bits: "gaps")
+    measured = {8: 0.981, 6: 0.981, 4: 0.9805, 3: 0.975, 2: 0.95}
+    assert cu.checks.quantization.fewest_bits(4, measured, 0.981)
+    assert not cu.checks.quantization.fewest_bits(6, measured, 0.981)
+    assert "fewer bits" in capsys.readouterr().out
+    assert not cu.checks.quantization.fewest_bits(3, measured, 0.981)
+    assert not cu.checks.quantization.fewest_bits(4.0, measured, 0.981)
+    assert not cu.checks.quantization.fewest_bits(5, measured, 0.981)

@@ -1,6 +1,8 @@
 """Tests of the functions behind the notebooks' sliders (course_utils.widgets), without a browser."""
 
 import pytest
+import torch
+
 import course_utils as cu
 from conftest import NoTestSplit, blobs
 from test_hard_pruning import identity_task
@@ -37,3 +39,20 @@ def test_preview_and_explore(scope):
     assert len(fig.axes) == 2
     assert f"{result['val_acc']:.2%}" in fig._suptitle.get_text()
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["fc1", "fc2", "fc3"]
+
+
+def test_quantization_result_and_figure_leave_the_model_alone():
+    data = blobs()
+    model = trained_mlp(data)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cache = {}
+    result = cu.widgets.quantization_result(model, data, 2, cache=cache)
+    assert len(result["centroids"]) == 4 and result["weights"].numel() == model.fc1.weight.numel()
+    assert 0.0 <= result["val_acc_linear"] <= 1.0 and 0.0 <= result["val_acc_kmeans"] <= 1.0
+    assert cu.widgets.quantization_result(model, data, 2, cache=cache) is result
+    eight = cu.widgets.quantization_result(model, data, 8)
+    full = cu.train.evaluate(model, data.val).accuracy
+    assert abs(eight["val_acc_linear"] - full) <= 0.02 and abs(eight["val_acc_kmeans"] - full) <= 0.02
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    fig = cu.widgets.quantization_figure(model, data, 3, cache=cache)
+    assert len(fig.axes[0].lines) == 8 and "3 bits" in fig.axes[0].get_title()

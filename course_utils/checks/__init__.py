@@ -1,7 +1,7 @@
 """Checks for the notebooks' exercises: each returns a verdict (true or false) and prints what is right or what to try.
 
 One module per notebook: ``cu.checks.background`` (00), ``hard_pruning`` (01), ``soft_pruning`` (02),
-``distill`` (03), ``comparison`` (the comparison notebook). Every exercise follows one pattern in its notebook: a
+``distill`` (03), ``quantization`` (04), ``comparison`` (05). Every exercise follows one pattern in its notebook: a
 code cell tagged ``exercise`` that the learner completes, the next code cell calls its check
 (``cu.checks.<notebook>.<exercise>(answer)``), and a collapsed ``<details>`` block after it holds the solution.
 
@@ -16,7 +16,7 @@ from importlib import import_module
 
 
 def __getattr__(name):
-    if name in ("background", "hard_pruning", "soft_pruning", "distill", "comparison"):
+    if name in ("background", "hard_pruning", "soft_pruning", "distill", "quantization", "comparison"):
         return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'course_utils.checks' has no attribute {name!r}")
 

@@ -1,4 +1,4 @@
-"""Checks for notebook 04's exercise."""
+"""Checks for notebook 05's exercise (the comparison)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Comparison: one budget, every technique
+# # 05 · Comparison: one budget, every technique
 #
 # Notebooks 01–03 each studied one technique. This one asks the practical question: **you have a trained dense
 # network and a device that only fits a tenth of it — which route gives the best small model?**
