@@ -3,7 +3,9 @@
 
     python3 course.py lab              # set up (.venv, package, data), then open JupyterLab on the notebooks
     python3 course.py lab --headless   # set up, then execute every notebook in place (instructors, before a workshop)
-    python3 course.py test             # set up, then run all tests: unit tests and every notebook (pytest --nbval-lax)
+    python3 course.py test             # set up, then run all tests: unit tests, every notebook (pytest --nbval-lax),
+                                       #   then JupyterLab in a real browser (tests_browser/)
+    python3 course.py site             # set up, then build the static site from the executed notebooks (build/site/)
     python3 course.py setup            # only the set-up step
 
 Set-up is idempotent: it creates ``.venv`` with this Python, installs the
@@ -51,7 +53,7 @@ def setup() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("setup", "lab", "test"):
+    if not argv or argv[0] not in ("setup", "lab", "test", "site"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -63,10 +65,12 @@ def main(argv: list[str]) -> int:
             run([PYTHON, "scripts/execute_notebooks.py"], env=env)
         else:
             run([BIN / "jupyter", "lab", "notebooks/"] + rest, env=env)
+    elif command == "site":
+        run([PYTHON, "scripts/build_site.py"] + rest, env=env)
     elif command == "test":
         env["COURSE_PROGRESS"] = "0"
         run([PYTHON, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=1800",
-             "tests", "notebooks"] + rest, env=env)
+             "tests", "notebooks", "tests_browser"] + rest, env=env)
     return 0
 
 

@@ -10,8 +10,9 @@ One module per concept, each a set of plain, tested functions:
 * pruning: ``surgery`` (remove neurons and channels), ``importance`` (which
   ones), ``masks`` (zero weights with masks), ``pruning`` (the loops both kinds
   share), ``hard_pruning``, ``soft_pruning``, ``sparse`` (CSR storage);
-* ``distill`` (knowledge distillation), ``quantization`` (affine quantisation, int8, weight sharing, the
-  compressed file), with ``int8_apis`` (PyTorch's two quantisation APIs) and ``compressed_file`` (the file format);
+* ``distill`` (knowledge distillation); ``quantization`` (affine quantisation, int8, the compressed file), with
+  ``int8_apis`` (PyTorch's two quantisation APIs), ``weight_sharing`` (k-means codebooks, trained),
+  ``compressed_file`` (the file format) and ``huffman`` (its coding);
 * the notebooks' ``widgets`` and exercise ``checks``; ``validate`` (argument checks).
 """
 
@@ -21,7 +22,7 @@ __version__ = "0.2.0"
 
 _MODULES = ("data", "models", "train", "checkpoints", "baselines", "metrics", "latency", "plots", "surgery",
             "importance", "masks", "pruning", "hard_pruning", "soft_pruning", "sparse", "distill", "quantization",
-            "int8_apis", "compressed_file",
+            "int8_apis", "weight_sharing", "compressed_file", "huffman",
             "widgets", "checks", "validate")
 
 from . import checkpoints, data, metrics, models, train  # noqa: E402,F401

@@ -126,6 +126,12 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write(payload: dict, path: Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +141,7 @@ def _write(payload: dict, path: Path) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; a cache shared by a room must stay readable
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

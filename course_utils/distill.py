@@ -367,11 +367,12 @@ def gap_closed(labels_errors: float, distilled_errors: float, teacher_errors: fl
 
     ``(labels − distilled) / (labels − teacher)``: 1 means the distilled student
     is as good as the teacher, 0 that distillation changed nothing, below 0 that it hurt.
+    When the student on labels alone is already as good as the teacher there is no gap, and the result is
+    ``nan`` (printed as "nan%"): an outcome an experiment can have (a weak teacher, a short run), not an error.
     """
     gap = labels_errors - teacher_errors
     if gap <= 0:
-        raise ValueError(f"no gap to close: the student on labels alone ({labels_errors}) is not worse than "
-                         f"the teacher ({teacher_errors})")
+        return math.nan
     return (labels_errors - distilled_errors) / gap
 
 

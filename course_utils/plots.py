@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["bars", "curves", "history", "images", "soft_target_bars", "weight_histogram"]
+__all__ = ["bars", "curves", "history", "images", "soft_target_bars", "sweeps", "weight_histogram"]
 
 
 def _axes(ax, figsize=(6, 3.5)):
@@ -51,6 +51,25 @@ def curves(x: Sequence[float], ys: Mapping[str, Sequence], xlabel: str = "", yla
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
+
+
+def sweeps(results: Mapping, reference: Mapping, xlabel: str, ylabel: str = "validation errors",
+           label: str = "{key}", reference_label: str = "reference", log_x: bool = False):
+    """One panel per key of ``results`` (``{key: {x: y}}``) that swept more than one ``x``, with ``reference[key]``
+    drawn as a dashed line; nothing is drawn (and None returned) when no key swept more than one value."""
+    swept = [k for k in results if len(results[k]) > 1]
+    if not swept:
+        return None
+    fig, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3), squeeze=False)
+    for ax, key in zip(axes[0], swept):
+        curves(list(results[key]), {label.format(key=key): list(results[key].values())}, xlabel=xlabel,
+               ylabel=ylabel, ax=ax)
+        ax.axhline(reference[key], color="gray", ls="--", label=reference_label)
+        if log_x:
+            ax.set_xscale("log")
+        ax.legend()
+    fig.tight_layout()
+    return fig
 
 
 def weight_histogram(weights: Mapping[str, torch.Tensor], bins: int = 100, ax=None, title: str | None = None,

@@ -13,32 +13,38 @@ Three ideas, from the simplest to Deep Compression (Han, Mao & Dally, ICLR 2016)
    calibrated on the validation split, for convolutional networks). Both take
    ``api="torch.ao"`` (the deprecated ``torch.ao.quantization``) or
    ``api="torchao"`` (its maintained successor, ``pip install torchao``).
-3. **Trained quantisation (weight sharing)**: :func:`share_weights` clusters
-   each layer's nonzero weights with k-means into ``2**bits`` shared values
-   (a codebook); the layer then computes its weight as ``codebook[index]``,
-   so fine-tuning (:func:`finetune_centroids`, which calls
-   :func:`course_utils.train.fit`) trains the codebook: each centroid's
-   gradient is the sum of the gradients of the weights that share it.
-   :func:`save_compressed` writes such a model as a real compressed file
-   (sparse positions as Huffman-coded gaps, Huffman-coded cluster indices,
-   the codebook; the format is :mod:`course_utils.compressed_file`) and
-   :func:`load_compressed` reads it back.
+3. **Trained quantisation (weight sharing)**, in :mod:`course_utils.weight_sharing`
+   (:func:`share_weights`, :func:`finetune_centroids`; re-exported here), and
+   the **compressed file** of Deep Compression: :func:`save_compressed` writes
+   a pruned, weight-shared model (sparse positions as Huffman-coded gaps,
+   Huffman-coded cluster indices, the codebooks; the format is
+   :mod:`course_utils.compressed_file`) and :func:`load_compressed` reads it
+   back into an ordinary model.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize, prune
+from torch.nn.utils import prune
 
 from . import compressed_file as cf
+from . import validate
 from .int8_apis import (APIS, Exported, QuantizationAPIUnavailable, choose_api, engine_for, fusable, import_api,
                         quiet, using_engine)
-from .train import fit
+from .validate import bit_width
+from .weight_sharing import (  # re-exported: the public names of quantisation in one place
+    SharedLayer,
+    WeightSharing,
+    finetune_centroids,
+    kmeans_1d,
+    remove_sharing,
+    share_weights,
+    shared_layers,
+)
 
 __all__ = [
     "APIS",
@@ -59,21 +65,6 @@ __all__ = [
     "share_weights",
     "shared_layers",
 ]
-
-INITS = ("linear", "density", "random")
-
-
-def _check_bits(bits, what: str = "bits") -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
-        raise ValueError(f"{what} must be an integer from 1 to 16, got {bits!r}")
-    return bits
-
-
-def _check_model(model) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
 
 # --------------------------------------------------------------------------- 1. linear quantisation
 
@@ -99,7 +90,7 @@ def quantize_tensor(x: torch.Tensor, bits: int, per_channel: bool = False) -> Qu
     """
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
         raise ValueError("x must be a floating-point tensor (e.g. a layer's weight)")
-    bits = _check_bits(bits)
+    bits = bit_width(bits)
     if x.numel() == 0:
         raise ValueError("x is empty: there is nothing to quantise")
     if per_channel and x.dim() == 0:
@@ -156,7 +147,7 @@ def int8_dynamic(model: nn.Module, api: str | None = None, engine: str | None = 
     (see ``benchmarks/results/quantization.json``). The copy runs on the CPU;
     ``model`` is not changed.
     """
-    _check_model(model)
+    validate.module(model)
     api = choose_api(api, ("torch.ao", "torchao"), lambda a: import_api(
         a, "torch.ao.quantization" if a == "torch.ao" else "torchao.quantization"))
     if api == "torchao" and engine is not None:
@@ -194,7 +185,7 @@ def int8_static(model: nn.Module, data, api: str | None = None, engine: str | No
     limits calibration to that many batches of ``batch_size`` images.
     The copy runs on the CPU; ``model`` is not changed.
     """
-    _check_model(model)
+    validate.module(model)
     val = getattr(data, "val", None)
     if val is None or not hasattr(val, "x") or len(val.x) == 0:
         raise ValueError("data must be a Splits with a non-empty validation split (data.val), used for calibration")
@@ -245,199 +236,6 @@ def int8_static(model: nn.Module, data, api: str | None = None, engine: str | No
         return Exported(graph).eval()
 
 
-# --------------------------------------------------------------------------- 3. weight sharing (trained quantisation)
-
-
-def kmeans_1d(values: torch.Tensor, k: int, init: str = "linear", max_iter: int = 100,
-              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """k-means on numbers (1-D): returns ``(centroids, assignment)``, centroids sorted ascending.
-
-    ``init`` places the ``k`` starting centroids as compared in Deep Compression:
-    ``"linear"`` (evenly spaced from the smallest to the largest value, the
-    paper's choice: it keeps centroids on the rare large weights),
-    ``"density"`` (at evenly spaced quantiles) or ``"random"`` (``k`` values
-    drawn with ``seed``). Lloyd iterations then alternate "each value joins its
-    nearest centroid" and "each centroid moves to the mean of its values" until
-    no assignment changes or ``max_iter`` rounds; a centroid without values
-    stays where it is. ``assignment[i]`` is the centroid of ``values[i]``.
-    """
-    if not isinstance(values, torch.Tensor) or not values.dtype.is_floating_point:
-        raise ValueError("values must be a floating-point tensor")
-    if values.numel() == 0:
-        raise ValueError("values is empty: there is nothing to cluster")
-    if not torch.isfinite(values).all():
-        raise ValueError("values contains NaN or infinity")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k (the number of clusters) must be a positive integer, got {k!r}")
-    if init not in INITS:
-        raise ValueError(f"unknown init {init!r}: use one of {INITS}")
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    v = values.detach().reshape(-1).double().cpu()
-    if init == "linear":
-        centroids = torch.linspace(float(v.min()), float(v.max()), k, dtype=torch.float64)
-    elif init == "density":
-        centroids = torch.quantile(v[:16_000_000], (torch.arange(k, dtype=torch.float64) + 0.5) / k)
-    else:
-        g = torch.Generator().manual_seed(seed)
-        centroids = v[torch.randint(len(v), (k,), generator=g)]
-    centroids = centroids.sort().values
-    assignment = None
-    for _ in range(max_iter):
-        new = torch.bucketize(v, (centroids[1:] + centroids[:-1]) / 2)
-        if assignment is not None and torch.equal(new, assignment):
-            break
-        assignment = new
-        counts = torch.bincount(assignment, minlength=k)
-        sums = torch.zeros(k, dtype=torch.float64).index_add_(0, assignment, v)
-        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
-        centroids, order = centroids.sort()
-        assignment = torch.argsort(order)[assignment]
-    return centroids.float(), assignment
-
-
-class WeightSharing(nn.Module):
-    """Parametrisation ``weight = [0, c_0, ..., c_{k-1}][slot]``: the codebook is the trainable tensor.
-
-    ``slot`` (a buffer shaped like the weight) holds ``1 + cluster`` for every
-    shared weight and 0 for a pruned one, which reads the fixed zero, so pruned
-    weights stay exactly zero whatever the training does. Indexing sums the
-    gradients of the weights that share a centroid into that centroid's gradient.
-    """
-
-    def __init__(self, index: torch.Tensor, k: int):
-        super().__init__()
-        self.k = k
-        self.register_buffer("slot", (index.long() + 1).clamp(min=0))
-
-    def forward(self, centroids: torch.Tensor) -> torch.Tensor:
-        return torch.cat([centroids.new_zeros(1), centroids])[self.slot]
-
-    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
-        """The codebook that best represents ``weight`` with the current assignment: each cluster's mean."""
-        index = self.slot.reshape(-1) - 1
-        keep = index >= 0
-        w = weight.detach().reshape(-1)[keep].double()
-        counts = torch.bincount(index[keep], minlength=self.k)
-        sums = torch.zeros(self.k, dtype=torch.float64, device=w.device).index_add_(0, index[keep], w)
-        return (sums / counts.clamp(min=1)).to(weight.dtype)
-
-
-class SharedLayer(NamedTuple):
-    """A weight-shared layer: its codebook and, per weight, the cluster used (-1 for a pruned weight)."""
-
-    centroids: torch.Tensor  # (2**bits,)
-    index: torch.Tensor  # int64, shape of the weight
-
-    @property
-    def bits(self) -> int:
-        return int(math.log2(len(self.centroids)))
-
-    def weight(self) -> torch.Tensor:
-        """The weight these stand for: ``centroids[index]``, zero where ``index == -1``."""
-        return torch.where(self.index >= 0, self.centroids[self.index.clamp(min=0)], torch.zeros(()))
-
-
-def _sharing(module: nn.Module) -> WeightSharing | None:
-    if parametrize.is_parametrized(module, "weight"):
-        for p in module.parametrizations.weight:
-            if isinstance(p, WeightSharing):
-                return p
-    return None
-
-
-def _layers(model: nn.Module, layers) -> dict[str, nn.Module]:
-    found = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-    if layers is None:
-        if not found:
-            raise ValueError("model has no Linear or Conv2d layer")
-        return found
-    if isinstance(layers, str):
-        layers = [layers]
-    unknown = [name for name in layers if name not in found]
-    if unknown:
-        raise ValueError(f"unknown layer(s) {unknown}: choose among the Linear/Conv2d layers {list(found)}")
-    return {name: found[name] for name in layers}
-
-
-def share_weights(model: nn.Module, bits: int, layers=None, init: str = "linear", max_iter: int = 100) -> nn.Module:
-    """Weight sharing (Deep Compression's trained quantisation), in place: returns ``model``.
-
-    For every Linear/Conv2d layer (or only those named in ``layers``), the
-    nonzero weights are clustered with :func:`kmeans_1d` into ``2**bits``
-    centroids (``init="linear"`` as in the paper) and each is replaced by its
-    centroid. Weights that are exactly zero (pruned) are not clustered and stay
-    exactly zero. A layer masked with ``torch.nn.utils.prune`` has its mask made
-    permanent first. The layer then computes its weight through
-    :class:`WeightSharing`: ``layer.parametrizations.weight.original`` is the
-    codebook, a trainable parameter, so :func:`finetune_centroids` (plain
-    ``fit``) trains the centroids. Read the result with :func:`shared_layers`;
-    turn the model back into ordinary layers with :func:`remove_sharing`.
-    """
-    _check_model(model)
-    bits = _check_bits(bits)
-    targets = _layers(model, layers)
-    already = [name for name, m in targets.items() if _sharing(m) is not None]
-    if already:
-        raise ValueError(f"layer(s) {already} are already weight-shared: call remove_sharing(model) first")
-    k = 2**bits
-    for module in targets.values():
-        if prune.is_pruned(module) and hasattr(module, "weight_mask"):
-            prune.remove(module, "weight")
-        weight = module.weight.detach()
-        nonzero = weight != 0
-        index = torch.full(weight.shape, -1, dtype=torch.int64, device=weight.device)
-        centroids = torch.zeros(k)
-        if nonzero.any():
-            centroids, assignment = kmeans_1d(weight[nonzero], k, init=init, max_iter=max_iter)
-            index[nonzero] = assignment.to(weight.device)
-        parametrize.register_parametrization(module, "weight", WeightSharing(index, k), unsafe=True)
-        with torch.no_grad():
-            module.parametrizations.weight.original.copy_(centroids.to(weight))
-    return model
-
-
-def shared_layers(model: nn.Module) -> dict[str, SharedLayer]:
-    """The codebook and cluster indices of every weight-shared layer, by layer name (detached copies)."""
-    _check_model(model)
-    out = {}
-    for name, module in model.named_modules():
-        sharing = _sharing(module)
-        if sharing is not None:
-            out[name] = SharedLayer(module.parametrizations.weight.original.detach().clone().cpu(),
-                                    (sharing.slot - 1).clone().cpu())
-    return out
-
-
-def finetune_centroids(model: nn.Module, data, epochs: int, **fit_kwargs) -> list[dict]:
-    """Fine-tune the codebooks of a weight-shared model with :func:`course_utils.train.fit`; returns its history.
-
-    Nothing special happens here: the trainable parameters of a shared layer
-    *are* its centroids, so ``fit`` computes each centroid's gradient as the
-    sum of the gradients of the weights that share it (the paper's rule) and
-    pruned weights stay zero. Biases and layers that are not shared train as
-    usual. ``fit_kwargs`` go to ``fit`` (``lr``, ``batch_size``, ``schedule``...).
-    """
-    _check_model(model)
-    if not shared_layers(model):
-        raise ValueError("model has no weight-shared layer: call share_weights(model, bits) first")
-    return fit(model, data, epochs, **fit_kwargs)
-
-
-def remove_sharing(model: nn.Module) -> nn.Module:
-    """Turn every weight-shared layer back into an ordinary one (``weight`` a plain parameter), in place."""
-    _check_model(model)
-    for module in model.modules():
-        if _sharing(module) is not None:
-            # A parametrised module's class is shared with its deep copies, and removing a parametrisation
-            # deletes the property from that class: give this module a class of its own first.
-            cls = type(module)
-            module.__class__ = type(cls.__name__, cls.__bases__,
-                                    {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")})
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-    return model
-
-
 # --------------------------------------------------------------------------- 4. the compressed file
 
 DEFAULT_GAP_BITS = {nn.Linear: 5, nn.Conv2d: 8}  # the paper's relative-index widths for fc and conv layers
@@ -464,11 +262,11 @@ def save_compressed(model: nn.Module, path, bits: int | None = None, gap_bits: i
     :mod:`course_utils.compressed_file`. The number returned is the file's size
     on disk.
     """
-    _check_model(model)
+    validate.module(model)
     if bits is not None:
-        bits = _check_bits(bits)
+        bits = bit_width(bits)
     if gap_bits is not None:
-        gap_bits = _check_bits(gap_bits, "gap_bits")
+        gap_bits = bit_width(gap_bits, "gap_bits")
     if not isinstance(model, nn.Sequential):
         raise ValueError(f"save_compressed handles the course's nn.Sequential models; got {type(model).__name__}")
     architecture = cf.describe(model)["children"]

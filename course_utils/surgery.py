@@ -222,6 +222,7 @@ def _next_columns(keep: torch.Tensor, block: int) -> torch.Tensor:
 def _shrink(param: nn.Parameter | None, index: torch.Tensor, dim: int = 0):
     if param is None:
         return None
+    index = index.to(param.device)  # the indices are built on the CPU; the model may live on a GPU
     return nn.Parameter(param.detach().index_select(dim, index).clone(), requires_grad=param.requires_grad)
 
 

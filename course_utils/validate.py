@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fraction", "nonnegative_int", "positive_int", "positive_number", "splits_with_val"]
+__all__ = ["bit_width", "fraction", "module", "nonnegative_int", "positive_int", "positive_number", "splits_with_val"]
 
 
 def fraction(value, what: str = "amount") -> float:
@@ -45,6 +45,24 @@ def positive_number(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{what} must be a number > 0, got {value!r}")
     return float(value)
+
+
+def bit_width(value, what: str = "bits", tensor: str | None = None) -> int:
+    """``value`` if it is an integer from 1 to 16 (a number of bits), else a ValueError naming ``what`` (and ``tensor``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
+        if tensor is None:
+            raise ValueError(f"{what} must be an integer from 1 to 16, got {value!r}")
+        raise ValueError(f"tensor {tensor!r} has {what}={value!r}; it must be an integer from 1 to 16")
+    return value
+
+
+def module(model):
+    """``model`` if it is a ``torch.nn.Module``, else a ValueError saying what it is."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
 
 
 def splits_with_val(data):

@@ -32,7 +32,8 @@
 # | 05 | every technique, and their combinations, side by side |
 
 # %%
-# On Colab, or anywhere the course package is missing, install it from the course repository.
+# On Colab, or anywhere the course package is missing: install it from the course repository, then fetch MNIST and
+# Fashion-MNIST once (torchvision's download; offline, a message says where to put the files instead).
 import importlib.util
 import subprocess
 import sys
@@ -40,6 +41,8 @@ import sys
 if importlib.util.find_spec("course_utils") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "course-utils @ git+https://github.com/nn-compression-course/nn-compression-course"], check=True)
+    importlib.invalidate_caches()
+    importlib.import_module("course_utils.data").prepare()
 
 # %% tags=["parameters"]
 # Parameters: an instructor can change these (for example DATASET = "fashion-mnist").
@@ -84,7 +87,7 @@ plt.show()
 # ## 2. Why compress?
 #
 # Networks that win benchmarks are large. AlexNet has 61 million parameters (240 MB as 32-bit floats) and VGG-16 has
-# 138 million (528 MB) — the figures Han et al. (2015) start from. Size costs in four ways:
+# 138 million (552 MB) — the figures Han, Mao & Dally (2016) start from. Size costs in four ways:
 #
 # * **Storage and download.** An app or a firmware update that ships a model pays for every megabyte.
 # * **Memory traffic and energy.** Han et al. (2015) quote Horowitz's 45 nm figures: a 32-bit floating-point multiply
@@ -97,7 +100,11 @@ plt.show()
 #
 # Let's measure our own baseline: **LeNet-300-100**, a fully connected network with two hidden layers of 300 and 100
 # neurons (LeCun et al. 1998), the network Han et al. (2015) prune in their Table 1. `cu.baselines.lenet300_100`
-# trains it (Adam, 8 epochs) the first time and caches it; notebooks 01 and 02 get the same model from the cache.
+# trains it the first time (Adam for 8 epochs, with a *cosine schedule*: the learning rate falls from its starting
+# value to zero along half a cosine curve, large steps first and small ones at the end) and *caches* it: the trained
+# weights are saved to disk under a *cache key*, a name made of what the model is, how it was trained and on which
+# data, so that notebooks 01 and 02 load the same model instead of training it again, and any change of recipe or
+# data trains a new one.
 
 # %%
 baseline = cu.baselines.lenet300_100(data)
@@ -107,7 +114,8 @@ plt.show()
 
 # %% [markdown]
 # The table below is the **report** of the baseline: test accuracy (and the number of test errors out of 10,000),
-# parameters, MACs for one image, the size of the saved weights (raw, and after zlib compression), and the median
+# parameters, MACs for one image, the size of the saved weights (raw, and after compression with zlib, the lossless
+# compressor behind `.zip` and `.gz` files: it shows how much of a file is redundancy, such as zeros), and the median
 # latency of one forward pass at batch size 1 and 256, measured with `torch.utils.benchmark` on this machine's threads.
 # Every later notebook puts a compressed model's row beside this one.
 
@@ -224,7 +232,8 @@ for T in (1, 4, 20):
 # defined. Throughout, $f(x;\theta)$ is the network's output (the logits) for an input $x$ with parameters $\theta$,
 # $(x_n, y_n)$ are the $N$ training examples (in practice, a mini-batch), $\ell$ is the cross-entropy loss (the
 # article's "gap between prediction and truth"), $w_i$ runs over the **weights** (connections) of the fully connected
-# and convolutional layers — biases are not penalised — and $\lambda \ge 0$ is the regularisation strength.
+# and convolutional layers — biases are not penalised by these two formulas — and $\lambda \ge 0$ is the
+# regularisation strength.
 #
 # **Hard pruning, with an L1 penalty** (sum of absolute values):
 #
@@ -232,8 +241,10 @@ for T in (1, 4, 20):
 #
 # The gradient of $\lambda|w_i|$ is $\lambda\,\mathrm{sign}(w_i)$: the same pull towards zero whatever the size of the
 # weight, so weights that the data does not need are driven all the way to (nearly) zero, where removing them costs
-# little. Summing the L1 norm over *groups* — $\lambda\sum_g \lVert w_g\rVert_2$ with one group per neuron (the
-# "group lasso") — drives whole neurons to zero, which is what hard pruning removes (notebook 01).
+# little. The same idea applied to *groups* of weights is the **group lasso**: $\lambda\sum_g \lVert w_g\rVert_2$, a
+# sum (an L1 norm) of the groups' L2 norms, with one group per neuron. It drives whole neurons to zero, which is what
+# hard pruning removes (notebook 01). There the group of a neuron holds its incoming weights *and its bias*: a neuron
+# is only silent, and removable, when its bias is zero too.
 #
 # **Soft pruning, with an L2 penalty** (sum of squares):
 #
@@ -507,8 +518,8 @@ print(f"teacher {teacher_params:,} parameters, student {student_params:,}: compr
 #
 # ## 6. Where the field is going
 #
-# The article closes with trends and challenges. Here they are with the evidence behind them, and where this course
-# measures them.
+# The article closes with trends and challenges. Here they are with the evidence behind them; where this course
+# measures one, the notebook is named, and the others are the literature's findings, not measured here.
 #
 # **Pruning.**
 # * *Structure for speed.* Unstructured zeros rarely speed up dense hardware; removing whole channels does (notebooks 01
@@ -517,8 +528,9 @@ print(f"teacher {teacher_params:,} parameters, student {student_params:,}: compr
 # * *Pruning early, or once.* The lottery-ticket hypothesis (Frankle & Carbin 2019) showed that a dense network contains
 #   sparse subnetworks that train to full accuracy from their original initialisation; one-shot methods such as
 #   SparseGPT (Frantar & Alistarh 2023) and Wanda (Sun et al. 2023) prune large language models without retraining.
-# * *Combination* with quantization and distillation (Deep Compression, Han et al. 2016), and deployment on edge and IoT
-#   devices, where memory, not arithmetic, is usually the binding limit.
+# * *Combination* with quantisation and distillation (Deep Compression, Han, Mao & Dally 2016: notebook 04 reproduces it,
+#   notebook 05 combines all the techniques), and deployment on edge and IoT devices, where memory, not arithmetic, is
+#   usually the binding limit (notebooks 04 and 05 measure bytes against a microcontroller's flash).
 # * *Challenges:* accuracy falls off a cliff past some sparsity (notebooks 01 and 02 find it), prune–retrain loops cost
 #   many training runs, unstructured sparsity saves bytes but not time on ordinary kernels, and which weights get pruned
 #   can change with the random seed.
@@ -569,7 +581,8 @@ print(f"teacher {teacher_params:,} parameters, student {student_params:,}: compr
 # * Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. *Gradient-Based Learning Applied to Document Recognition.* Proc. IEEE 1998 (LeNet-5, LeNet-300-100).
 # * S. Han, J. Pool, J. Tran, W. Dally. *Learning both Weights and Connections for Efficient Neural Networks.* NeurIPS 2015.
 # * S. Han, H. Mao, W. Dally. *Deep Compression.* ICLR 2016.
-# * G. Hinton, O. Vinyals, J. Dean. *Distilling the Knowledge in a Neural Network.* NeurIPS Deep Learning Workshop 2014, arXiv:1503.02531 (2015).
+# * G. Hinton, O. Vinyals, J. Dean. *Distilling the Knowledge in a Neural Network.* arXiv:1503.02531, 2015 (presented at
+#   the NIPS 2014 Deep Learning Workshop).
 # * C. Buciluǎ, R. Caruana, A. Niculescu-Mizil. *Model Compression.* KDD 2006.
 # * A. Romero, N. Ballas, S. E. Kahou, A. Chassang, C. Gatta, Y. Bengio. *FitNets: Hints for Thin Deep Nets.* ICLR 2015.
 # * M. Zhu, S. Gupta. *To prune, or not to prune: exploring the efficacy of pruning for model compression.* arXiv:1710.01878, 2017.

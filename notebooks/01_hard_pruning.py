@@ -32,7 +32,8 @@
 # cached it). Re-runs reuse the cached models and take under a minute.
 
 # %%
-# On Colab, or anywhere the course package is missing, install it from the course repository.
+# On Colab, or anywhere the course package is missing: install it from the course repository, then fetch MNIST and
+# Fashion-MNIST once (torchvision's download; offline, a message says where to put the files instead).
 import importlib.util
 import subprocess
 import sys
@@ -40,16 +41,18 @@ import sys
 if importlib.util.find_spec("course_utils") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "course-utils @ git+https://github.com/nn-compression-course/nn-compression-course"], check=True)
+    importlib.invalidate_caches()
+    importlib.import_module("course_utils.data").prepare()
 
 # %% tags=["parameters"]
 # Parameters: an instructor can change these (for example DATASET = "fashion-mnist", or more epochs).
-DATASET = "mnist"        # or "fashion-mnist" (the targets are MNIST's; the notebook still runs)
+DATASET = "mnist"        # or "fashion-mnist"
 SEED = 0
 QUICK_EXAMPLES = 10_000  # training images seen by each quick fine-tune (criteria, the article's loop, the sliders)
 QUICK_LR = 1e-3          # learning rate of the quick fine-tunes
 PLAN_EPOCHS = 2          # fine-tuning of the chosen pruning plans, over the whole training split
 MLP_SEEDS = (0, 1, 2)    # LeNet-300-100: one fine-tune per seed, to see the spread
-LENET5_SEEDS = (0,)      # LeNet-5: each extra seed costs about 15 s; benchmarks/hard_pruning.py runs five
+LENET5_SEEDS = (0,)      # LeNet-5: each extra seed costs about 15 s
 GROUP_L1_WEIGHT = 5e-3   # λ of the per-neuron L1 penalty (section 7)
 GROUP_L1_EPOCHS = 1      # epochs of training with (and without) that penalty
 
@@ -717,29 +720,24 @@ cu.metrics.compare(rows[0], rows[1])
 cu.metrics.compare(rows[2], rows[3])
 
 # %% [markdown]
-# Now the targets of this notebook, checked from the numbers (on MNIST): at least half of LeNet-300-100's hidden
-# neurons removed with test accuracy within 0.3 points of the dense model, for every fine-tuning seed; a latency
-# speed-up at batch 256 of at least 0.8 times the MAC ratio; at least half of LeNet-5's convolution channels removed
-# within 0.5 points.
+# How much did the pruned networks lose, and is the loss more than the luck of one fine-tuning run? The test accuracy
+# of every fine-tuning seed, and how much of the MAC ratio turns into a real speed-up at batch 256:
 
 # %%
-applies = DATASET == "mnist"
-note = "" if applies else " (the targets are MNIST's: shown for information)"
 dense_test = rows[0]["test_acc"]
 mlp_test = {s: cu.train.evaluate(m, data.test).accuracy for s, m in mlp_plan.items()}
 mlp_removed = 1 - sum(cu.surgery.neuron_counts(mlp_model).values()) / sum(counts.values())
 worst = min(mlp_test.values())
 print(f"LeNet-300-100: {mlp_removed:.0%} of hidden neurons removed; test accuracy {dense_test:.2%} dense, "
       + ", ".join(f"{a:.2%} (seed {s})" for s, a in mlp_test.items())
-      + f" -> largest drop {100 * (dense_test - worst):.2f} points; target met: {mlp_removed >= 0.5 and dense_test - worst <= 0.003}{note}")
+      + f" -> largest drop {100 * (dense_test - worst):.2f} points")
 
 timed = cu.latency.latencies({"dense": baseline, "pruned": mlp_model}, 256, rounds=3)
 speedup = timed["dense"].median / timed["pruned"].median
 mac_ratio = rows[0]["macs"] / rows[1]["macs"]
 print(f"LeNet-300-100 latency at batch 256 ({timed['dense'].threads} thread(s), median of 3 interleaved rounds): "
       f"{1e3 * timed['dense'].median:.2f} ms -> {1e3 * timed['pruned'].median:.2f} ms, speed-up {speedup:.2f}x for a MAC "
-      f"ratio of {mac_ratio:.2f}x ({speedup / mac_ratio:.2f} of ideal); target (>= 0.8 of ideal) met: "
-      f"{speedup >= 0.8 * mac_ratio}")
+      f"ratio of {mac_ratio:.2f}x ({speedup / mac_ratio:.0%} of the ideal)")
 
 lenet5_dense_test = rows[2]["test_acc"]
 lenet5_test = {s: cu.train.evaluate(m, data.test).accuracy for s, m in lenet5_plan.items()}
@@ -748,8 +746,7 @@ channels_removed = 1 - kept_channels / sum(channel_counts.values())
 worst5 = min(lenet5_test.values())
 print(f"LeNet-5: {channels_removed:.0%} of conv channels removed; test accuracy {lenet5_dense_test:.2%} dense, "
       + ", ".join(f"{a:.2%} (seed {s})" for s, a in lenet5_test.items())
-      + f" -> largest drop {100 * (lenet5_dense_test - worst5):.2f} points; target met: "
-      f"{channels_removed >= 0.5 and lenet5_dense_test - worst5 <= 0.005}{note}")
+      + f" -> largest drop {100 * (lenet5_dense_test - worst5):.2f} points")
 
 # %% [markdown]
 # ## 12. When hard pruning pays, where it stops, and why it costs accuracy

@@ -30,7 +30,8 @@
 # **Time:** about 3 minutes to run on a laptop CPU (2 cores), 45 minutes to read and do the exercises.
 
 # %%
-# On Colab, or anywhere the course package is missing, install it from the course repository.
+# On Colab, or anywhere the course package is missing: install it from the course repository, then fetch MNIST and
+# Fashion-MNIST once (torchvision's download; offline, a message says where to put the files instead).
 import importlib.util
 import subprocess
 import sys
@@ -38,9 +39,11 @@ import sys
 if importlib.util.find_spec("course_utils") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "course-utils @ git+https://github.com/nn-compression-course/nn-compression-course"], check=True)
+    importlib.invalidate_caches()
+    importlib.import_module("course_utils.data").prepare()
 
 # %% tags=["parameters"]
-DATASET = "mnist"        # or "fashion-mnist" (the targets below are for MNIST; the notebook runs on both)
+DATASET = "mnist"        # or "fashion-mnist"
 SEED = 0
 SWEEP = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)  # sparsities of the one-shot sweep
 SWEEP_TRAIN_SIZE = 5000  # training images for the one fine-tuning epoch of the sweep
@@ -260,10 +263,8 @@ cu.checks.soft_pruning.global_threshold(global_threshold)
 # use `cu.soft_pruning.iterative_prune(schedule="han")` (through `cu.baselines.lenet300_100_pruned`, which caches the
 # result for notebook 04) with **one global magnitude threshold**, `HAN_STEPS` prune-and-retrain
 # iterations that each keep the same fraction of the surviving weights (so the first removes the most), and
-# `HAN_EPOCHS` epochs of Adam retraining after each. These settings were chosen on the validation split; the test
-# split is read once, below. The result is cached, so a re-run loads it.
-#
-# **Target:** at most 8% of the weights left, with a test error no more than 0.1 point above our dense model.
+# `HAN_EPOCHS` epochs of Adam retraining after each. The test split is read once, below; the result is cached, so a
+# re-run loads it. Han et al. kept 8% of the weights at no loss: can one global threshold do the same here?
 
 # %%
 han_recipe = dict(keep=HAN_KEEP, steps=HAN_STEPS, epochs=HAN_EPOCHS, lr=HAN_LR, scope="global", seed=SEED)
@@ -292,9 +293,9 @@ dense_row = cu.metrics.summary(dense, data, "dense LeNet-300-100")
 han_row = cu.metrics.summary(han, data, f"pruned, {HAN_STEPS}x(prune + {HAN_EPOCHS} epochs)")
 dense_err, han_err = 1 - dense_row["test_acc"], 1 - han_row["test_acc"]
 left = 1 - cu.metrics.sparsity(han)
-ok = left <= 0.08 and han_err <= dense_err + 0.001
-print(f"weights left: {left:.2%} (target <= 8%); test error {han_err:.2%} against dense {dense_err:.2%} "
-      f"(target <= dense + 0.10 point: {dense_err + 0.001:.2%}) -> target met: {ok}")
+errors = {"dense": cu.train.count_errors(dense, data.test), "pruned": cu.train.count_errors(han, data.test)}
+print(f"weights left: {left:.2%}; test error {han_err:.2%} against {dense_err:.2%} for the dense model "
+      f"({errors['pruned']} against {errors['dense']} of {len(data.test):,} test images)")
 
 # %%
 ours = {n: 1 - s for n, s in cu.metrics.layer_sparsity(han).items()}
@@ -668,6 +669,4 @@ print(f"Its compressed file is {dense_row['size_compressed_bytes'] / han_row['si
 #   1990.
 # * PyTorch: [`torch.nn.utils.prune`](https://pytorch.org/docs/stable/generated/torch.nn.utils.prune.l1_unstructured.html)
 #   and the [pruning tutorial](https://pytorch.org/tutorials/intermediate/pruning_tutorial.html).
-#
-# The longer reproduction (more retraining, and the stretch target of 5% of the weights) and a wider kernel sweep are
-# in `benchmarks/soft_pruning.py`.
+

@@ -29,7 +29,8 @@
 # cache, or trained here if this notebook runs alone).
 
 # %%
-# On Colab, or anywhere the course package is missing, install it from the course repository.
+# On Colab, or anywhere the course package is missing: install it from the course repository, then fetch MNIST and
+# Fashion-MNIST once (torchvision's download; offline, a message says where to put the files instead).
 import importlib.util
 import subprocess
 import sys
@@ -37,6 +38,8 @@ import sys
 if importlib.util.find_spec("course_utils") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "course-utils @ git+https://github.com/nn-compression-course/nn-compression-course"], check=True)
+    importlib.invalidate_caches()
+    importlib.import_module("course_utils.data").prepare()
 
 # %% tags=["parameters"]
 DATASET = "mnist"          # or "fashion-mnist"
@@ -229,9 +232,9 @@ cu.metrics.table(ratios)
 # initialise the centroids linearly over the weights' range (which keeps a few centroids on the rare large weights,
 # the important ones) and leave pruned weights at zero.
 #
-# `cu.quantization.share_weights(model, bits)` does the clustering in place: each layer then computes its weight as
+# `cu.weight_sharing.share_weights(model, bits)` does the clustering in place: each layer then computes its weight as
 # `codebook[index]` (a PyTorch *parametrisation*, the mechanism `torch.nn.utils.prune` uses for masks), so the codebook
-# is the trainable parameter, and `cu.quantization.finetune_centroids` is plain `cu.train.fit` on it, with pruned
+# is the trainable parameter, and `cu.weight_sharing.finetune_centroids` is plain `cu.train.fit` on it, with pruned
 # weights fixed at exactly zero.
 #
 # We start from notebook 02's pruned LeNet-300-100 (8% of the weights left, from the cache) and compare, at every bit
@@ -245,8 +248,8 @@ sweep, finetuned = [], {}
 start = time.perf_counter()
 for b in BITS:
     row = cu.widgets.quantization_result(pruned, data, b)   # linear and k-means, no fine-tuning
-    shared = cu.quantization.share_weights(copy.deepcopy(pruned), b)
-    cu.quantization.finetune_centroids(shared, data, CENTROID_EPOCHS, lr=CENTROID_LR, schedule="cosine",
+    shared = cu.weight_sharing.share_weights(copy.deepcopy(pruned), b)
+    cu.weight_sharing.finetune_centroids(shared, data, CENTROID_EPOCHS, lr=CENTROID_LR, schedule="cosine",
                                        seed=SEED, validate=False, progress=False)
     finetuned[b] = shared
     sweep.append({"bits": b, "linear (per channel)": row["val_acc_linear"], "k-means": row["val_acc_kmeans"],
@@ -257,6 +260,13 @@ cu.plots.curves(list(BITS), {k: [r[k] for r in sweep] for k in sweep[0] if k != 
                 ylabel="validation accuracy", percent=True, title="LeNet-300-100 with 8% of its weights, quantised")
 plt.show()
 cu.metrics.table([{k: (f"{v:.2%}" if k != "bits" else v) for k, v in r.items()} for r in sweep])
+
+# %% [markdown]
+# Read the table from the top. Down to 3 bits, all three methods stay within about 0.1 point of the pruned model's
+# validation accuracy: eight shared values per layer are enough for these weights. At 2 bits the methods part: evenly
+# spaced steps lose more than a point, k-means loses less because its centroids sit where the weights are, and
+# fine-tuning the codebooks wins back most of the rest. That is the order Han, Mao & Dally report: the fewer the bits,
+# the more it matters where the levels go and that they are trained.
 
 # %% [markdown]
 # A histogram makes the difference between the two quantisations visible: the $2^b$ shared values (orange) sit where
@@ -354,6 +364,8 @@ share_bits = min(b for b, acc in val_acc_by_bits.items() if acc >= pruned_val - 
 shared = finetuned[share_bits]
 stages = {"dense": None, "pruned": (pruned, False), f"pruned + {share_bits}-bit sharing": (shared, False),
           f"pruned + {share_bits}-bit sharing + Huffman": (shared, True)}
+if 6 in finetuned and share_bits != 6:
+    stages["pruned + 6-bit sharing + Huffman (the paper's width)"] = (finetuned[6], True)
 torch.save(dense.state_dict(), workdir / "dense.pt")
 dc_rows = []
 for name, stage in stages.items():
@@ -371,12 +383,36 @@ for row in dc_rows:
 cu.metrics.table(dc_rows, ["stage", "file bytes", "ratio", "test errors", "test error"])
 
 # %% [markdown]
+# Read it stage by stage. Pruning alone keeps 8% of the weights but stores a 5-bit distance beside every 32-bit
+# value, so the file shrinks about 10×, not 12.5×. Weight sharing replaces each 32-bit value by a `share_bits`-bit
+# index, and Huffman coding shaves a further sixth off. With the 3 bits chosen on the validation split the file is
+# about 50× smaller than the dense one, beyond the paper's 40×, but it is not free: the test error rises from 168
+# (pruned) to 175 errors, where the validation split had shown a loss of 0.08 point, inside the rule's 0.1-point
+# tolerance. The paper's 6 bits lose less and compress less. Is a difference of 7 errors real, or the luck of one
+# fine-tuning run? Fine-tune the codebooks again with two other seeds:
+
+# %%
+seed_errors = {SEED: dc_rows[3]["test errors"]}
+for seed in (SEED + 1, SEED + 2):
+    again = cu.weight_sharing.share_weights(copy.deepcopy(pruned), share_bits)
+    cu.weight_sharing.finetune_centroids(again, data, CENTROID_EPOCHS, lr=CENTROID_LR, schedule="cosine", seed=seed,
+                                         validate=False, progress=False)
+    seed_errors[seed] = cu.train.count_errors(again, data.test)
+print(f"{share_bits}-bit codebooks fine-tuned with three seeds, test errors: {seed_errors}")
+print(f"dense model: {dc_rows[0]['test errors']} errors; pruned model before sharing: {dc_rows[1]['test errors']}")
+
+# %% [markdown]
+# The three seeds land within 2 errors of each other, while 3-bit sharing adds 5 to 7 errors to the pruned model: the
+# loss is real, if small (well under 0.1 point), and it puts our compressed model a few errors above the dense one.
+# Choosing the bits with a stricter rule (no loss at all on the validation split) would have picked 6 bits: fewer
+# errors, a larger file.
+#
 # Han, Mao & Dally's Table 1 and 2 for the same network (their figures): 1,070 KB dense, 27 KB compressed (**40×**),
 # top-1 error 1.64% → 1.58%, with 8% of the weights, 6-bit shared weights and 5-bit relative indices; pruning and
 # quantisation alone gave 32×, and Huffman coding took it to 40×. Beside ours:
 
 # %%
-huffman_row = dc_rows[-1]
+huffman_row = dc_rows[3]
 paper = [{"": "dense file", "Han, Mao & Dally 2016": "1,070 KB, 1.64% error",
           "this notebook": f"{dc_rows[0]['file bytes'] / 1000:,.0f} KB, {dc_rows[0]['test error']} error"},
          {"": "pruned + quantised", "Han, Mao & Dally 2016": "32×", "this notebook": dc_rows[2]["ratio"]},
@@ -390,7 +426,7 @@ cu.metrics.table(paper)
 # Where do the bytes of the final file go? `cu.quantization.compressed_layout` lists every tensor it holds:
 
 # %%
-final = workdir / f"{len(dc_rows) - 1}.bin"
+final = workdir / "3.bin"   # the Huffman-coded file of the chosen width
 layout = cu.quantization.compressed_layout(final)
 cu.metrics.table([{k: row.get(k, "") for k in ("name", "encoding", "bytes", "nonzero", "fillers")} for row in layout])
 
@@ -429,8 +465,9 @@ print(f"4. Running it: reading the compressed file back takes {decode_ms:.0f} ms
 # %% [markdown]
 # **What combining buys.** The techniques remove different redundancies, so their savings multiply: pruning removes
 # weights, weight sharing removes bits per weight, Huffman coding removes the bits that the uneven use of indices and
-# distances wastes (point 1). The accuracy stays at the dense model's level because each stage is followed by
-# retraining, of the surviving weights and then of the codebooks (point 2).
+# distances wastes (point 1). The accuracy stays within a tenth of a point of the dense model's because each stage is
+# followed by retraining, of the surviving weights and then of the codebooks; the last bits are the ones that cost
+# accuracy, as the 3-bit and 6-bit rows showed (point 2).
 #
 # **What it costs.** Every stage adds training: the pruning schedule of notebook 02 and the codebook fine-tuning here
 # come on top of the dense model's training (point 3), and every stage has its own settings (how much to prune, how

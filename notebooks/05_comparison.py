@@ -30,7 +30,8 @@
 # **Time:** about 20 minutes of reading; it computes for about 1.5 minutes on a 2-core laptop CPU.
 
 # %%
-# On Colab, or anywhere the course package is missing, install it from the course repository.
+# On Colab, or anywhere the course package is missing: install it from the course repository, then fetch MNIST and
+# Fashion-MNIST once (torchvision's download; offline, a message says where to put the files instead).
 import importlib.util
 import subprocess
 import sys
@@ -38,6 +39,8 @@ import sys
 if importlib.util.find_spec("course_utils") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "course-utils @ git+https://github.com/nn-compression-course/nn-compression-course"], check=True)
+    importlib.invalidate_caches()
+    importlib.import_module("course_utils.data").prepare()
 
 # %% tags=["parameters"]
 # Parameters: an instructor can change these.

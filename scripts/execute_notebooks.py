@@ -5,12 +5,18 @@
     python scripts/execute_notebooks.py --no-write --json benchmarks/results/notebooks.json
     python scripts/execute_notebooks.py --slowest 5 notebooks/03_distillation.py   # where the time goes
     python scripts/execute_notebooks.py --sync-only              # update the .ipynb cells from the .py, no execution
+    python scripts/execute_notebooks.py --parameters params.json # run with other parameters (never written back)
 
 The source of each notebook is its jupytext percent-format script ``notebooks/NN_name.py``; the ``.ipynb`` beside it
 holds what readers see. Cells whose text did not change keep their cell ids (jupytext matches them), so a diff of
 the ``.ipynb`` shows only what changed. Outputs are stored without widget state and progress bars are off
 (``COURSE_PROGRESS=0``). Each notebook runs in its own child process, whose peak resident memory (the kernel's,
 measured with ``getrusage(RUSAGE_CHILDREN)``) is reported beside the wall time.
+
+``--parameters FILE`` runs the notebooks the way papermill does: a cell tagged ``injected-parameters`` is inserted
+after the cell tagged ``parameters``, assigning the values in FILE, a JSON object ``{"*": {...}, "NN_name": {...}}``
+whose values are Python expressions as text (``{"*": {"DATASET": "'fashion-mnist'"}, "00_background":
+{"DEMO_EPOCHS": "1"}}``); ``"*"`` applies to every notebook. Such runs never write the ``.ipynb``.
 """
 
 from __future__ import annotations
@@ -70,12 +76,26 @@ def write(nb, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_one(py: Path, write_back: bool, timeout: int) -> dict:
+def inject(nb, assignments: dict[str, str]) -> None:
+    """Insert, after the cell tagged ``parameters``, a cell tagged ``injected-parameters`` with ``assignments``."""
+    import nbformat
+
+    tagged = [i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        raise SystemExit(f"expected one cell tagged 'parameters', found {len(tagged)}")
+    source = "# Injected parameters\n" + "\n".join(f"{name} = {value}" for name, value in assignments.items())
+    nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+
+
+def run_one(py: Path, write_back: bool, timeout: int, parameters: dict | None = None) -> dict:
     import resource
 
     from nbclient import NotebookClient
 
     nb = from_source(py)
+    if parameters is not None:
+        inject(nb, {**parameters.get("*", {}), **parameters.get(py.stem, {})})
+        write_back = False
     # store_widget_state=True: nbclient needs it to route output into Output widgets; the state is dropped below
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                             resources={"metadata": {"path": str(py.parent)}})
@@ -119,13 +139,15 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the measurements to this file")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     parser.add_argument("--slowest", type=int, default=0, metavar="N", help="also list the N slowest cells")
+    parser.add_argument("--parameters", type=Path, help="JSON file of parameters to inject (see above)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: run in this process
     args = parser.parse_args()
     os.environ.setdefault("COURSE_PROGRESS", "0")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
     if args.one:
-        print(json.dumps(run_one(args.notebooks[0].resolve(), not args.no_write, args.timeout)))
+        parameters = json.loads(args.parameters.read_text()) if args.parameters else None
+        print(json.dumps(run_one(args.notebooks[0].resolve(), not args.no_write, args.timeout, parameters)))
         return 0
     paths = sources([p.resolve() for p in args.notebooks])
     if args.sync_only:
@@ -139,6 +161,8 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--one", "--timeout", str(args.timeout), str(py)]
         if args.no_write:
             cmd.append("--no-write")
+        if args.parameters:
+            cmd += ["--parameters", str(args.parameters.resolve())]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             failed = True

@@ -200,3 +200,16 @@ def test_the_pruned_baseline_is_cached_with_its_masks_and_log(cache, mnist, monk
     assert torch.equal(cu.masks.effective_weight(again.fc1), cu.masks.effective_weight(pruned.fc1))
     with pytest.raises(ValueError, match="unknown baseline"):
         cu.baselines.training_history("resnet", tiny)
+
+
+def test_a_saved_checkpoint_is_readable_by_others_as_the_umask_allows(tmp_path):
+    """A model cache shared by a workshop (one folder, several users) must not be owner-only, as mkstemp makes it."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = cu.checkpoints.save(torch.nn.Linear(2, 2), tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644

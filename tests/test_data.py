@@ -234,6 +234,22 @@ def test_prepare_command_reports_failure_with_exit_code_1(tmp_path, monkeypatch,
     assert main(["nonsense"]) == 2
 
 
+def test_warm_command_caches_every_shared_model_and_refuses_an_unknown_dataset(monkeypatch, capsys):
+    from course_utils import baselines
+    from course_utils.__main__ import main
+
+    built = []
+    monkeypatch.setattr(D, "load_dataset", lambda name: name)
+    for name in ("lenet300_100", "lenet5", "lenet300_100_pruned", "teacher"):
+        monkeypatch.setattr(baselines, name, lambda splits, name=name: built.append((name, splits)))
+    assert main(["warm", "Fashion_MNIST"]) == 0
+    assert built == [(n, "fashion-mnist") for n in ("lenet300_100", "lenet5", "lenet300_100_pruned", "teacher")]
+    assert "cached for fashion-mnist" in capsys.readouterr().out
+    assert main(["warm", "cifar10"]) == 1
+    assert "unknown dataset 'cifar10'" in capsys.readouterr().err
+    assert main(["warm", "mnist", "extra"]) == 2
+
+
 # ---------------------------------------------------------------- batches and jitter
 
 

@@ -98,3 +98,19 @@ print(json.dumps({"file": cu.__file__, "modules": names, "check": ok}))
     wanted = sorted(m[:-3].replace("/", ".").removesuffix(".__init__") for m in committed
                     if m.endswith(".py") and m != "course_utils/__init__.py")
     assert sorted(found["modules"]) == wanted
+
+    # Every exercise's solution passes its check, and every untouched exercise fails it, from that install.
+    exercises = f"""
+import sys, pytest, course_utils
+assert "{tmp_path / 'colab'}" in course_utils.__file__, course_utils.__file__
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-c", "{tmp_path / 'pytest.ini'}", "--rootdir", "{tmp_path}",
+                      "{ROOT / 'tests' / 'test_exercises.py'}"]))
+"""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    run([python, "-c", exercises], env=env, cwd=tmp_path)
+    # Notebook 00, top to bottom, in a kernel of that environment (its first cell sees the package and goes on).
+    report = tmp_path / "notebook00.json"
+    run([python, ROOT / "scripts" / "execute_notebooks.py", "--no-write", "--json", report,
+         ROOT / "notebooks" / "00_background.py"], env={**env, "COURSE_CACHE_DIR": str(tmp_path / "cache")},
+        cwd=tmp_path)
+    assert [r["notebook"] for r in json.loads(report.read_text())["results"]] == ["00_background.ipynb"]

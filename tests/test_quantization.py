@@ -22,6 +22,7 @@ from torch.nn.utils import parametrize, prune
 
 import course_utils as cu
 from course_utils import compressed_file as cf
+from course_utils import huffman as hc
 from course_utils import quantization as q
 
 from conftest import blobs
@@ -245,8 +246,8 @@ def test_remove_sharing_gives_ordinary_layers_with_the_same_outputs_and_spares_d
 
 def test_huffman_code_lengths_of_a_textbook_example():
     # CLRS 16.3: frequencies a..f = 45, 13, 12, 16, 9, 5 give code lengths 1, 3, 3, 3, 4, 4.
-    assert cf.code_lengths(torch.tensor([45, 13, 12, 16, 9, 5])).lengths.tolist() == [1, 3, 3, 3, 4, 4]
-    assert cf.code_lengths(torch.tensor([0, 7, 0])).lengths.tolist() == [0, 1, 0]
+    assert hc.code_lengths(torch.tensor([45, 13, 12, 16, 9, 5])).lengths.tolist() == [1, 3, 3, 3, 4, 4]
+    assert hc.code_lengths(torch.tensor([0, 7, 0])).lengths.tolist() == [0, 1, 0]
 
 
 @pytest.mark.parametrize("symbols", [
@@ -256,20 +257,20 @@ def test_huffman_code_lengths_of_a_textbook_example():
 ])
 def test_huffman_round_trips_and_beats_a_fixed_width_on_skewed_data(symbols):
     alphabet = 64
-    data = cf.huffman_encode(symbols, alphabet)
-    decoded, end = cf.huffman_decode(data + b"tail")
+    data = hc.huffman_encode(symbols, alphabet)
+    decoded, end = hc.huffman_decode(data + b"tail")
     assert torch.equal(decoded, symbols) and end == len(data)
     if len(symbols) == 5000:  # half-normal: skewed towards small symbols
         assert len(data) < 5000 * 5 / 8 * 0.8
     with pytest.raises(ValueError, match="symbols must lie"):
-        cf.huffman_encode(torch.tensor([64]), alphabet)
+        hc.huffman_encode(torch.tensor([64]), alphabet)
 
 
 def test_huffman_decode_rejects_truncated_data():
-    data = cf.huffman_encode(torch.randint(0, 8, (100,), generator=torch.Generator().manual_seed(0)), 8)
+    data = hc.huffman_encode(torch.randint(0, 8, (100,), generator=torch.Generator().manual_seed(0)), 8)
     for cut in (3, len(data) - 1):
         with pytest.raises(ValueError):
-            cf.huffman_decode(data[:cut])
+            hc.huffman_decode(data[:cut])
 
 
 # --------------------------------------------------------------------------- the compressed file
@@ -350,12 +351,12 @@ def test_a_pruned_model_without_sharing_is_stored_sparse_and_read_back_exactly(t
 
 def test_fixed_width_coding_round_trips_and_huffman_is_smaller_on_skewed_symbols(tmp_path):
     symbols = torch.tensor([0] * 90 + [1] * 6 + [2, 3, 5, 7])
-    fixed = cf.fixed_encode(symbols, 3)
-    decoded, end = cf.fixed_decode(fixed, 0, 3)
+    fixed = hc.fixed_encode(symbols, 3)
+    decoded, end = hc.fixed_decode(fixed, 0, 3)
     assert torch.equal(decoded, symbols) and end == len(fixed) == 4 + (100 * 3 + 7) // 8
-    assert len(cf.huffman_encode(symbols, 8)) < len(fixed)
+    assert len(hc.huffman_encode(symbols, 8)) < len(fixed)
     with pytest.raises(ValueError):
-        cf.fixed_encode(torch.tensor([8]), 3)
+        hc.fixed_encode(torch.tensor([8]), 3)
     model = _deep_compressed(small_mlp(), bits=3, amount=0.5)
     x = torch.randn(5, 8)
     for huffman in (True, False):

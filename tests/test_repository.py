@@ -79,3 +79,15 @@ def test_committed_notebooks_are_executed_clean_and_portable(path):
     assert "parameters" in code[1].get("metadata", {}).get("tags", []), "second code cell: tagged 'parameters'"
     assert any("nbval-check-output" in c.get("metadata", {}).get("tags", []) for c in code), \
         "no deterministic cell is checked (tag nbval-check-output)"
+
+
+def test_binder_postbuild_installs_the_package_and_fills_the_data_and_model_caches():
+    """Binder (repo2docker) runs postBuild once when it builds the image: a session must start ready."""
+    lines = [line.strip() for line in (ROOT / "postBuild").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert lines[0] == "set -euo pipefail"
+    install = [line for line in lines if "pip install" in line]
+    assert install and " ." in install[0] or install[0].endswith(" ."), install
+    assert any("-m course_utils prepare" in line for line in lines)
+    warm = [line for line in lines if "-m course_utils warm" in line]
+    assert warm and "||" not in warm[0], "a failed model cache must fail the Binder build, not pass silently"
