@@ -251,7 +251,8 @@ cu.checks.soft_pruning.global_threshold(global_threshold)
 # Han, Pool, Tran & Dally, *Learning both Weights and Connections for Efficient Neural Networks* (NeurIPS 2015),
 # made magnitude pruning famous with three steps: train the network, prune the small-weight connections, **retrain**
 # the remaining ones, and repeat prune-and-retrain several times. Retraining matters: the surviving weights take over
-# the work of the pruned ones. The paper reports (its figures, not ours):
+# the work of the pruned ones. The paper reports (its figures, not ours) the **top-1 error**: the share of test images
+# whose highest-scoring class is not the right one (100% minus the accuracy this course prints):
 #
 # | LeNet-300-100 on MNIST (Han et al. 2015) | Table 1 | Table 2: weights left per layer |
 # |---|---|---|

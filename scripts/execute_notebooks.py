@@ -16,7 +16,8 @@ measured with ``getrusage(RUSAGE_CHILDREN)``) is reported beside the wall time.
 ``--parameters FILE`` runs the notebooks the way papermill does: a cell tagged ``injected-parameters`` is inserted
 after the cell tagged ``parameters``, assigning the values in FILE, a JSON object ``{"*": {...}, "NN_name": {...}}``
 whose values are Python expressions as text (``{"*": {"DATASET": "'fashion-mnist'"}, "00_background":
-{"DEMO_EPOCHS": "1"}}``); ``"*"`` applies to every notebook. Such runs never write the ``.ipynb``.
+{"DEMO_EPOCHS": "1"}}``); ``"*"`` applies to every notebook. Such runs never write the ``.ipynb`` beside the
+source; ``--output-dir DIR`` keeps the executed notebooks there instead.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def inject(nb, assignments: dict[str, str]) -> None:
     nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
 
 
-def run_one(py: Path, write_back: bool, timeout: int, parameters: dict | None = None) -> dict:
+def run_one(py: Path, write_back: bool, timeout: int, parameters: dict | None = None,
+            output_dir: Path | None = None) -> dict:
     import resource
 
     from nbclient import NotebookClient
@@ -111,6 +113,9 @@ def run_one(py: Path, write_back: bool, timeout: int, parameters: dict | None = 
     leaks = sorted(set(MACHINE_PATH.findall(json.dumps(nb))))
     if write_back:
         write(nb, py.with_suffix(".ipynb"))
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write(nb, output_dir / py.with_suffix(".ipynb").name)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     return {"notebook": py.with_suffix(".ipynb").name, "seconds": round(seconds, 1),
             "peak_rss_mib": round(peak_kib / 1024), "machine_paths": leaks,
@@ -140,6 +145,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     parser.add_argument("--slowest", type=int, default=0, metavar="N", help="also list the N slowest cells")
     parser.add_argument("--parameters", type=Path, help="JSON file of parameters to inject (see above)")
+    parser.add_argument("--output-dir", type=Path, help="also write the executed notebooks into this folder")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: run in this process
     args = parser.parse_args()
     os.environ.setdefault("COURSE_PROGRESS", "0")
@@ -147,7 +153,8 @@ def main() -> int:
 
     if args.one:
         parameters = json.loads(args.parameters.read_text()) if args.parameters else None
-        print(json.dumps(run_one(args.notebooks[0].resolve(), not args.no_write, args.timeout, parameters)))
+        print(json.dumps(run_one(args.notebooks[0].resolve(), not args.no_write, args.timeout, parameters,
+                                 args.output_dir)))
         return 0
     paths = sources([p.resolve() for p in args.notebooks])
     if args.sync_only:
@@ -163,6 +170,8 @@ def main() -> int:
             cmd.append("--no-write")
         if args.parameters:
             cmd += ["--parameters", str(args.parameters.resolve())]
+        if args.output_dir:
+            cmd += ["--output-dir", str(args.output_dir.resolve())]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             failed = True
