@@ -445,8 +445,10 @@ print(f"paper's observation, the small student prefers a lower temperature: best
 
 
 # %% [markdown]
-# Hinton et al. weighted the soft term much more heavily than the hard one; when α = 1 wins, the labels add nothing
-# the teacher does not already say. Notice also how small the differences on the validation split are, often within
+# Hinton et al. weighted the soft term much more heavily than the hard one. Read the α sweep above: α = 1 (soft
+# targets only) wins for no student here, so the labels still add something the teacher's soft targets do not say;
+# and for the smallest student no temperature and no α beats labels alone on the validation split, so the lower
+# temperature it "prefers" is only the least harmful one. Notice also how small the differences on the validation split are, often within
 # a dozen errors of 5,000: the validation images come from the same writers as the training images, the test images
 # from other writers (MNIST was built that way), and as section 9 shows, much of what the soft targets teach shows up
 # on the new writers of the test set.
