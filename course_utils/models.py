@@ -71,6 +71,10 @@ def cnn(channels=(32, 64), hidden: int = 512, dropout: float = 0.3, classes: int
     → ``flatten`` → ``fc1`` (7·7·c2 → hidden) with dropout → ``fc2``.
     """
     c1, c2 = (int(c) for c in channels)
+    if min(c1, c2, int(hidden)) <= 0:
+        raise ValueError(f"channels and hidden must be positive, got {channels} and {hidden}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(1, c1, 5, padding=2)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
         ("conv2", nn.Conv2d(c1, c2, 5, padding=2)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),

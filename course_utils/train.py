@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 PENALTIES = ("l1", "l2")
+SCHEDULES = (None, "cosine", "onecycle")
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -76,7 +77,7 @@ def device_of(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """The model's outputs (logits) for every row of ``x``, in eval mode, on the CPU."""
     was_training = model.training
     model.eval()
@@ -88,7 +89,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.
     return torch.cat(out) if out else torch.empty(0)
 
 
-def evaluate(model: nn.Module, split: Split, batch_size: int = 2000) -> Evaluation:
+def evaluate(model: nn.Module, split: Split, batch_size: int = 500) -> Evaluation:
     """Mean cross-entropy and accuracy of ``model`` on ``split`` (no gradients, eval mode)."""
     if len(split.y) == 0:
         raise ValueError("cannot evaluate on an empty split")
@@ -176,7 +177,9 @@ def fit(
 
     ``after_step(model)`` runs after every optimiser step (to re-apply a pruning
     mask, for instance) and ``after_epoch(model, epoch)`` after every epoch.
-    ``schedule="cosine"`` decays the learning rate to zero over the run.
+    ``schedule="cosine"`` decays the learning rate to zero over the run;
+    ``schedule="onecycle"`` (Smith & Topin 2017) warms it up from ``lr / 25`` to
+    ``lr`` over the first 30% of the steps, then anneals it to almost zero.
     Each history entry has ``epoch``, ``train_loss``, ``train_acc`` and, when
     ``data`` has a validation split and ``validate`` is true, ``val_loss`` and
     ``val_acc``, plus ``seconds``. The test split is never touched.
@@ -193,8 +196,8 @@ def fit(
         raise ValueError(f"unknown penalty {penalty!r}: use 'l1', 'l2', a callable or None")
     if penalty_weight < 0:
         raise ValueError(f"penalty_weight must be >= 0, got {penalty_weight}")
-    if schedule not in (None, "cosine"):
-        raise ValueError(f"unknown schedule {schedule!r}: use None or 'cosine'")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: use None, 'cosine' or 'onecycle'")
     if isinstance(data, Split):
         train_split, val_split = data, None
     elif hasattr(data, "train"):
@@ -211,6 +214,9 @@ def fit(
     sched = None
     if schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    elif schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                    total_steps=epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     penalty_fn = penalty if callable(penalty) else (
         (lambda m: penalty_value(m, penalty)) if penalty and penalty_weight > 0 else None)

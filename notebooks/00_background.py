@@ -382,6 +382,28 @@ cu.checks.background.l1_penalty(l1_penalty)
 # ```
 # </details>
 #
+# **Exercise 3.** Read the experiment above: which of the three networks, `"none"`, `"l1"` or `"l2"`, kept the most
+# validation accuracy when 90% of its fc1 weights were zeroed? Answer from the table, then check that the histograms
+# agree.
+
+# %% tags=["exercise"]
+my_penalty = ...  # "none", "l1" or "l2"
+
+# %%
+cu.checks.background.most_robust_penalty(my_penalty, rows)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# zeroed = {row["penalty"].split(",")[0].lower(): float(row["val_acc, 90% of fc1 zeroed"].rstrip("%")) for row in rows}
+# my_penalty = max(zeroed, key=zeroed.get)   # the largest value of the last column
+# ```
+#
+# The L1 network: its penalty pushed most of fc1's weights to (almost) exactly zero during training, so zeroing the
+# smallest 90% removes weights it was no longer using.
+# </details>
+#
 # ## 5. The article's code, read carefully
 #
 # The article prints three PyTorch programs for MNIST: "hard pruning", "soft pruning" and "knowledge distillation".
@@ -420,8 +442,8 @@ print(f"article's DataLoader + ToTensor: {per_image / 200 * 1e3:6.2f} ms per bat
 print(f"in-memory tensors:               {in_memory / 200 * 1e3:6.2f} ms per batch  ({per_image / in_memory:.0f}x faster)")
 
 # %% [markdown]
-# For a whole training epoch the gap is smaller, because the arithmetic of training adds the same time to both; the
-# README's benchmark measures full epochs side by side.
+# For a whole training epoch the gap is smaller, because the arithmetic of training (forward and backward passes)
+# adds the same time to both pipelines.
 #
 # **Bug 2 — the "test" loader reads the training set.** Both loaders are created with `train=True`, so the accuracy
 # printed at the end is measured on the 60,000 images the network was trained on. That number is optimistic. Our

@@ -357,6 +357,7 @@ for criterion in cu.importance.CRITERIA:
         before[criterion].append(accuracy_before)
         after[criterion].append(accuracy_after)
 
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
 for ax, results, title in [(axes[0], before, "right after removal"), (axes[1], after, "after a quick fine-tune")]:
     cu.plots.curves([100 * f for f in FRACTIONS], results, xlabel="hidden neurons removed (%)",
@@ -576,6 +577,30 @@ cu.plots.curves([100 * f for f in CHANNEL_SCAN], {f"{layer} ({n} channels)": cha
                 xlabel="channels removed from this layer only (%)", ylabel="validation accuracy", percent=True,
                 title=f"LeNet-5: sensitivity of each convolution ({channel_criterion} ranking, no fine-tuning)")
 plt.show()
+
+# %% [markdown]
+# **Exercise 4.** Read the sensitivity scan: which convolution is the more sensitive one, the layer whose channels cost the most validation accuracy when they
+# are removed? Read it from the plot (the curve that falls first and lowest) and set `my_layer` to its name.
+
+# %% tags=["exercise"]
+my_layer = ...  # "conv1" or "conv2"
+
+# %%
+cu.checks.hard_pruning.most_sensitive_layer(my_layer, channel_scan, CHANNEL_SCAN)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# my_layer = min(channel_scan, key=lambda layer: sum(channel_scan[layer]))   # the lowest curve
+# ```
+#
+# conv1: it has only 6 channels, and each is a basic stroke detector that everything after it builds on.
+# </details>
+#
+# The plan below follows the scan: it removes at least half of all channels, taking them where they hurt least.
+
+# %%
 channel_plan = cu.hard_pruning.choose_plan(channel_scan, CHANNEL_SCAN, channel_counts, remove_at_least=0.5, reference=lenet5_val)
 quarter = CHANNEL_SCAN.index(0.25)
 print("validation accuracy with 25% of one convolution's channels removed: "
@@ -588,9 +613,8 @@ print(f"validation accuracy: dense {lenet5_val:.2%}; pruned and fine-tuned: "
       + ", ".join(f"seed {s}: {cu.train.evaluate(m, data.val).accuracy:.2%}" for s, m in lenet5_plan.items()))
 
 # %% [markdown]
-# The plan puts its removals where the scan says they hurt least. The first convolution has only 6 channels, and each
-# of them is a basic stroke detector that everything after it builds on, which is why it tends to be the sensitive one.
-# Each removed conv2 channel also removes 25 inputs of fc1 (with 120 weights each), so the savings reach beyond the
+# The plan puts its removals where the scan says they hurt least: one channel of conv1, the sensitive layer, and most
+# of its removals in conv2. Each removed conv2 channel also removes 25 inputs of fc1 (with 120 weights each), so the savings reach beyond the
 # convolutions.
 
 # %% [markdown]
@@ -606,6 +630,8 @@ print(f"validation accuracy: dense {lenet5_val:.2%}; pruned and fine-tuned: "
 CURVE = [0.25, 0.5, 0.75, 0.9]
 curve_models = {f: cu.hard_pruning.prune_neurons(baseline, f, "l1") for f in CURVE}  # the time ignores the values
 curves = {batch: cu.latency.speedups(baseline, curve_models, batch_size=batch, rounds=3) for batch in (256, 1)}
+
+# %%
 fig, ax = plt.subplots(figsize=(6, 4))
 ideal = [row["mac_ratio"] for row in curves[256]]
 ax.plot(ideal, ideal, color="grey", linestyle="--", label="ideal (MAC ratio)")
@@ -625,6 +651,8 @@ ax.set_title(f"LeNet-300-100, {curves[256][0]['threads']} CPU thread(s), log sca
 ax.grid(alpha=0.3)
 ax.legend()
 plt.show()
+
+# %%
 for batch, rows in curves.items():
     print(f"batch {batch:>3}: " + "; ".join(f"{r['model']:.0%} removed: {r['speedup']:.2f}x "
                                         f"({r['speedup'] / r['mac_ratio']:.0%} of the ideal {r['mac_ratio']:.2f}x)"
@@ -732,6 +760,7 @@ print(f"LeNet-300-100: {mlp_removed:.0%} of hidden neurons removed; test accurac
       + ", ".join(f"{a:.2%} (seed {s})" for s, a in mlp_test.items())
       + f" -> largest drop {100 * (dense_test - worst):.2f} points")
 
+# %%
 timed = cu.latency.latencies({"dense": baseline, "pruned": mlp_model}, 256, rounds=3)
 speedup = timed["dense"].median / timed["pruned"].median
 mac_ratio = rows[0]["macs"] / rows[1]["macs"]
@@ -739,6 +768,7 @@ print(f"LeNet-300-100 latency at batch 256 ({timed['dense'].threads} thread(s), 
       f"{1e3 * timed['dense'].median:.2f} ms -> {1e3 * timed['pruned'].median:.2f} ms, speed-up {speedup:.2f}x for a MAC "
       f"ratio of {mac_ratio:.2f}x ({speedup / mac_ratio:.0%} of the ideal)")
 
+# %%
 lenet5_dense_test = rows[2]["test_acc"]
 lenet5_test = {s: cu.train.evaluate(m, data.test).accuracy for s, m in lenet5_plan.items()}
 kept_channels = sum(n for layer, n in cu.surgery.neuron_counts(lenet5_model).items() if layer.startswith("conv"))

@@ -203,3 +203,31 @@ def test_quantization_checks_refuse_wrong_answers(capsys):
     assert not cu.checks.quantization.fewest_bits(3, measured, 0.981)
     assert not cu.checks.quantization.fewest_bits(4.0, measured, 0.981)
     assert not cu.checks.quantization.fewest_bits(5, measured, 0.981)
+
+
+def test_reading_exercises_refuse_wrong_readings_and_wrong_types(capsys):
+    rows = [{"penalty": "none", "val_acc, 90% of fc1 zeroed": "61.02%"},
+            {"penalty": "L1, λ = 1e-4", "val_acc, 90% of fc1 zeroed": "95.88%"},
+            {"penalty": "L2, λ = 1e-3", "val_acc, 90% of fc1 zeroed": "70.40%"}]
+    assert cu.checks.background.most_robust_penalty("l1", rows)
+    assert cu.checks.background.most_robust_penalty(" L1 ", rows)
+    for wrong in ("l2", "none", None, ..., 1, "lasso"):
+        assert not cu.checks.background.most_robust_penalty(wrong, rows)
+
+    scan = {"conv1": [0.99, 0.95, 0.9, 0.5], "conv2": [0.99, 0.98, 0.97, 0.9]}
+    fractions = [0.0, 0.25, 0.5, 0.75]
+    assert cu.checks.hard_pruning.most_sensitive_layer("conv1", scan, fractions)
+    for wrong in ("conv2", "fc1", None, ..., 1, ["conv1"]):
+        assert not cu.checks.hard_pruning.most_sensitive_layer(wrong, scan, fractions)
+    # the mean over the fractions decides, not one point: conv2 falls at the last fraction only, but far
+    late = {"conv1": [0.99, 0.9, 0.9, 0.9], "conv2": [0.99, 0.99, 0.99, 0.2]}
+    assert cu.checks.hard_pruning.most_sensitive_layer("conv2", late, fractions)
+
+    sweep, accs = (0.0, 0.5, 0.8, 0.9, 0.95), (0.98, 0.979, 0.975, 0.95, 0.8)
+    assert cu.checks.soft_pruning.cliff(0.8, sweep, accs, 0.98)
+    for wrong in (0.9, 0.5, 80, 0.85, "0.8", None, ..., True):
+        assert not cu.checks.soft_pruning.cliff(wrong, sweep, accs, 0.98)
+    # a point below the line ends the flat part even if a later one comes back within it
+    assert cu.checks.soft_pruning.cliff(0.0, sweep, (0.98, 0.95, 0.975, 0.97, 0.8), 0.98)
+    out = capsys.readouterr().out
+    assert "Not yet: " in out and "Correct: " in out

@@ -30,7 +30,7 @@ PARAMETERS = {
                         "COMPARE_TRAIN_SIZE": "3000", "RESTORE_TRAIN_SIZE": "2000", "SFP_EPOCHS": "1",
                         "SFP_TRAIN_SIZE": "2000", "SFP_SEEDS": "(0,)"},
     "03_distillation": {"TEACHER_EPOCHS": "3", "SEEDS": "[0, 1]", "SIZES": "[800, 100, 30]", "EPOCHS_BIG": "1", "EPOCHS_SMALL": "2",
-                        "TEMPERATURES": "[2, 4]", "ALPHAS": "[0.9]", "LABEL_LRS": "[0.004]", "ARTICLE_EPOCHS": "1",
+                        "TEMPERATURES": "[2, 4]", "BIG_TEMPERATURES": "[4]", "ALPHAS": "[0.9]", "LABEL_LRS": "[0.004]", "ARTICLE_EPOCHS": "1",
                         "HINT_TRAIN": "2000", "HINT_EPOCHS": "1"},
     "04_quantization": {"BITS": "(8, 6, 3)"},
     "05_comparison": {"EPOCHS": "1", "SEEDS": "(0, 1)", "LEARNING_RATES": "(1e-3,)"},

@@ -62,6 +62,26 @@ def test_sgd_and_cosine_schedule_end_at_zero_learning_rate():
     assert seen[0] < 0.1 and seen[-1] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_onecycle_schedule_warms_up_then_anneals():
+    data = blobs()
+    seen = []
+    opt_holder = {}
+
+    def make(params):
+        opt_holder["opt"] = torch.optim.Adam(params, lr=0.01)
+        return opt_holder["opt"]
+
+    cu.train.fit(tiny_model(), data, 4, optimizer=make, schedule="onecycle", batch_size=16,
+                 after_step=lambda m: seen.append(opt_holder["opt"].param_groups[0]["lr"]))
+    peak = seen.index(max(seen))
+    assert seen[0] == pytest.approx(0.01 / 25, rel=0.1)            # starts at lr / 25
+    assert max(seen) == pytest.approx(0.01, rel=0.02)               # peaks at lr
+    assert 0.2 * len(seen) < peak < 0.4 * len(seen)                 # after about 30% of the steps
+    assert seen[-1] < 1e-5                                          # and ends near zero
+    with pytest.raises(ValueError, match="onecycle"):
+        cu.train.fit(tiny_model(), data, 1, schedule="triangle")
+
+
 def test_penalty_values_follow_the_formulas():
     model = tiny_model()
     weights = [model[0].weight, model[2].weight]  # biases are not penalised

@@ -49,3 +49,31 @@ def l1_penalty(fn) -> bool:
             return report(False, "the value is right but detached from the weights: avoid .item(), .data or "
                                  "torch.no_grad() so that training can differentiate it.")
     return report(True, "Σ|w| over every Linear weight, differentiable: this is the article's L1 term.")
+
+
+PENALTY_NAMES = ("none", "l1", "l2")
+
+
+def most_robust_penalty(answer, rows) -> bool:
+    """Reading exercise: which penalty's network kept the most validation accuracy with 90% of fc1 zeroed?
+
+    ``rows`` is the notebook's table (``penalty`` and ``val_acc, 90% of fc1 zeroed`` per network); the answer is
+    ``"none"``, ``"l1"`` or ``"l2"``.
+    """
+    if answer is None or answer is ...:
+        return report(False, 'set my_penalty to "none", "l1" or "l2" after reading the last column of the table.')
+    if not isinstance(answer, str) or answer.strip().lower() not in PENALTY_NAMES:
+        return report(False, f'my_penalty must be one of the strings "none", "l1" or "l2", got {answer!r}.')
+    measured = {}
+    for row in rows:
+        label = str(row["penalty"]).lower()
+        key = "l1" if label.startswith("l1") else "l2" if label.startswith("l2") else "none"
+        value = row["val_acc, 90% of fc1 zeroed"]
+        measured[key] = float(value.rstrip("%")) / 100 if isinstance(value, str) else float(value)
+    best = max(measured, key=measured.get)
+    choice = answer.strip().lower()
+    if choice == best:
+        return report(True, f"{choice}: {measured[choice]:.2%} of the validation images right with 90% of fc1 "
+                            "zeroed, the most of the three. Its histogram shows why: the spike of weights at zero.")
+    return report(False, f"{choice} keeps {measured[choice]:.2%}; another network keeps {measured[best]:.2%}. "
+                         "Read the last column of the table, then look for the spike at zero in the histograms.")

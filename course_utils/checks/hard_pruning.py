@@ -132,3 +132,25 @@ def fc_columns(fc_columns) -> bool:
                                  f"{expected[0]}..{expected[-1]}: Flatten writes each channel's positions one after "
                                  "the other, channel by channel")
     return report(True, "after a Flatten, channel c owns the block of columns c*H*W ... (c+1)*H*W - 1")
+
+
+def most_sensitive_layer(answer, scan: dict, fractions) -> bool:
+    """Reading exercise: the layer whose channels cost the most validation accuracy when removed, over the scan.
+
+    ``scan[layer]`` holds the validation accuracy with each fraction of ``fractions`` of that layer removed; the most
+    sensitive layer has the lowest mean accuracy over the fractions above zero.
+    """
+    if answer is None or answer is ...:
+        return report(False, "set my_layer to the name of a layer of the scan, as a string (for example \"conv2\").")
+    if not isinstance(answer, str):
+        return report(False, f"my_layer must be a layer name as a string, got {answer!r}.")
+    if answer not in scan:
+        return report(False, f"{answer!r} was not scanned; the layers are {', '.join(scan)}.")
+    keep = [i for i, f in enumerate(fractions) if f > 0]
+    mean = {layer: sum(values[i] for i in keep) / len(keep) for layer, values in scan.items()}
+    most = min(mean, key=mean.get)
+    if answer == most:
+        return report(True, f"{answer}: {mean[answer]:.2%} mean validation accuracy over the removal fractions, the "
+                            "lowest curve of the plot. Removing its channels costs the most.")
+    return report(False, f"{answer}'s curve averages {mean[answer]:.2%}; another layer's averages {mean[most]:.2%}. "
+                         "The most sensitive layer is the one whose curve falls first and lowest.")

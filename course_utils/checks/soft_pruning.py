@@ -104,3 +104,27 @@ def cubic_schedule(fn):
         return report(False, hint)
     return report(True, "the cubic schedule prunes fast while many weights are redundant and slowly near the end, "
                         "leaving time to recover")
+
+
+def cliff(answer, sparsities, val_accs, dense_val: float, tolerance: float = 0.01) -> bool:
+    """Reading exercise: the largest sparsity of the sweep up to which every point stays within ``tolerance``
+    (one point of accuracy by default) of the dense model's validation accuracy, before the cliff."""
+    if answer is None or answer is ...:
+        return report(False, "set my_sparsity to one of the sparsities of the sweep, as a fraction (0.5 for 50%).")
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        return report(False, f"my_sparsity must be a number such as 0.5, got {answer!r}.")
+    sparsities = [float(s) for s in sparsities]
+    if answer > 1:
+        return report(False, f"give the sparsity as a fraction (0.8 for 80%), got {answer}.")
+    if not any(math.isclose(answer, s) for s in sparsities):
+        return report(False, f"choose one of the sparsities of the sweep: {sparsities}.")
+    last = None
+    for s, acc in zip(sparsities, val_accs):
+        if dense_val - float(acc) > tolerance:
+            break
+        last = s
+    if last is not None and math.isclose(answer, last):
+        return report(True, f"up to {last:.0%} zeros every point is within {tolerance:.0%} of the dense model's "
+                            f"{dense_val:.2%}; the next one is past the cliff.")
+    return report(False, f"not {answer:.0%}: find the last point of the one-shot global curve that is still within "
+                         f"one point of the dense model's {dense_val:.2%}, with none below that line before it.")
