@@ -600,17 +600,17 @@ cu.metrics.table(sfp_rows)
 # %% [markdown]
 # Read the table with the seeds in mind: a difference smaller than the spread between seeds is not a difference. Here
 # the gap is larger than that spread: with every seed the frozen filters made fewer test errors than SFP, so soft
-# pruning did not help.
+# pruning did not help. He et al. pruned ResNets, where batch normalisation follows every convolution, and trained
+# for many epochs; a LeNet-5 without batch normalisation and a few epochs of fine-tuning give soft pruning little
+# room.
 #
 # Both variants also end far above the dense LeNet-5's errors, and far above the 122 test errors notebook 01 reached
 # after removing half of LeNet-5's channels for real. The zeros are not the cause (a zeroed filter computes what a
 # removed one does); the budget and the plan are. Here each run trains `SFP_EPOCHS` epochs on `SFP_TRAIN_SIZE`
 # images (30,000 images in all, printed above) with every conv layer cut by half, so conv1 loses 3 of its 6 filters;
 # notebook 01 fine-tuned for 2 epochs on all 55,000 training images (110,000) with a plan chosen by a sensitivity
-# scan, which took 1 filter of 6 from conv1, the most sensitive layer, and 10 of 16 from conv2. He et al. pruned ResNets, where batch normalisation follows every convolution, and trained for
-# many epochs; a LeNet-5 without batch normalisation and a few epochs of fine-tuning give soft pruning little room.
-# Either way, the zeroed filters could now be removed for real with notebook 01's tools, to get a smaller and faster
-# network.
+# scan, which took 1 filter of 6 from conv1, the most sensitive layer, and 10 of 16 from conv2. Either way, the
+# zeroed filters could now be removed for real with notebook 01's tools, to get a smaller and faster network.
 #
 # ## 8. What the zeros buy, honestly
 #

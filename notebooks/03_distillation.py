@@ -527,9 +527,9 @@ print(f"distillation removes {1 - mean(distilled_big) / mean(labels_big):.0%} of
 # closes only about half of the gap to the teacher, where the paper closed 91% with a teacher as accurate as ours.
 # Two things differ. Our students train for 10 epochs, the paper's for far longer. And our teacher is a
 # convolutional network: the student copies its answers on the 55,000 training images, but on new images it has to
-# *generalise* like the teacher, with an architecture that computes something else. One measurement shows which of
-# the two is missing: how often the distilled student gives the teacher's top answer, on the images it was shown
-# and on the test images.
+# *generalise* like the teacher, with an architecture that computes something else. One measurement shows where the
+# student falls short: how often it gives the teacher's top answer, on the images it was shown and on the test
+# images.
 
 # %%
 def disagreements(net, x, teacher_logits):
