@@ -211,7 +211,7 @@ cu.checks.distill.kd_loss(my_kd_loss)
 # few weights to recognise a stroke wherever it appears; a fully connected layer has to learn it once per position.
 # That is why this teacher reaches the paper's accuracy after 5 epochs of training (Adam with a *one-cycle* schedule:
 # the learning rate rises for the first 30% of the steps, then decays to almost zero), on images shifted by up to ±2
-# pixels (`cu.data.jitter`), where an MLP teacher needs many more epochs.
+# pixels (`cu.data.jitter`); the "Going further" note at the end compares it with an MLP teacher like the paper's.
 #
 # "Large" does not have to mean more parameters: this teacher has a third of the 2×800 student's parameters but
 # computes more per image (its filters are applied at every position). What changes with a convolutional teacher is
