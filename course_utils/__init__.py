@@ -13,6 +13,7 @@ One module per concept, each a set of plain, tested functions:
 * ``distill`` (knowledge distillation); ``quantization`` (affine quantisation, int8, the compressed file), with
   ``int8_apis`` (PyTorch's two quantisation APIs), ``weight_sharing`` (k-means codebooks, trained),
   ``compressed_file`` (the file format) and ``huffman`` (its coding);
+* ``routes`` (every technique and their combinations under one byte budget: notebook 05);
 * the notebooks' ``widgets`` and exercise ``checks``; ``validate`` (argument checks).
 """
 
@@ -22,7 +23,7 @@ __version__ = "0.2.0"
 
 _MODULES = ("data", "models", "train", "checkpoints", "baselines", "metrics", "latency", "plots", "surgery",
             "importance", "masks", "pruning", "hard_pruning", "soft_pruning", "sparse", "distill", "quantization",
-            "int8_apis", "weight_sharing", "compressed_file", "huffman",
+            "int8_apis", "weight_sharing", "compressed_file", "huffman", "routes",
             "widgets", "checks", "validate")
 
 from . import checkpoints, data, metrics, models, train  # noqa: E402,F401

@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import io
 import zlib
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -210,6 +210,40 @@ def seed_comparison(a: Sequence[float], b: Sequence[float], names: tuple[str, st
     return {"comparison": f"{names[0]} − {names[1]}", "mean_a": mean_a, "mean_b": mean_b,
             "difference": difference, "seed_spread": spread, "exceeds_spread": exceeds,
             "verdict": "larger than the seed spread" if exceeds else "within the seed spread: no evidence"}
+
+
+def ranking(results: Mapping[str, Sequence[float]]) -> list[dict]:
+    """Methods ordered by their mean result, lowest first (test errors, say), each compared with the best.
+
+    ``results`` maps a method to one result per seed. Each row has ``method``,
+    ``per_seed``, ``mean``, ``spread`` (its own max - min), ``minus_best`` and
+    ``tied_with_best``: whether its difference from the best is within the seed
+    spread, by :func:`seed_comparison` (the best is tied with itself). Rows for
+    :func:`table`.
+    """
+    if not results:
+        raise ValueError("give at least one method with its results")
+    means = {name: sum(map(float, v)) / len(v) if len(v) else float("nan") for name, v in results.items()}
+    order = sorted(results, key=means.get)
+    best = order[0]
+    rows = []
+    for name in order:
+        verdict = seed_comparison(results[name], results[best], (name, best))
+        rows.append({"method": name, "per_seed": list(results[name]), "mean": means[name],
+                     "spread": max(results[name]) - min(results[name]), "minus_best": verdict["difference"],
+                     "tied_with_best": name == best or not verdict["exceeds_spread"]})
+    return rows
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points (x, y) that no other point beats on both axes (lower is better on each), in order of
+    increasing x: the Pareto front. A point equal to another on both axes stays on the front with it."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any((x2 <= x and y2 <= y) and (x2 < x or y2 < y) for j, (x2, y2) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (points[i][0], points[i][1]))
 
 
 # --------------------------------------------------------------------------- tables

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import torch
 
-__all__ = ["bars", "curves", "history", "images", "soft_target_bars", "sweeps", "weight_histogram"]
+__all__ = ["bars", "curves", "history", "images", "pareto", "soft_target_bars", "sweeps", "weight_histogram"]
 
 
 def _axes(ax, figsize=(6, 3.5)):
@@ -164,4 +165,50 @@ def soft_target_bars(logits: torch.Tensor, temperatures, classes=None, images: t
             ax.text(0.98, 0.95, f"runner-up {classes[runner_up]}: {p[runner_up]:.2g}", transform=ax.transAxes,
                     ha="right", va="top", fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def _short_number(value, _position=None) -> str:
+    """A tick label that stays short: 20k, 1.5M, 0.2, 300."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def pareto(points: Sequence[dict], axes_of: Mapping[str, str], ylabel: str = "test errors", title: str | None = None):
+    """One panel per x quantity: each point at its mean result with a bar from its best to its worst seed, and
+    the Pareto front (:func:`course_utils.metrics.pareto_front` of the means) as a dashed line.
+
+    A point is a dict with ``label`` (one colour each, named in a shared legend
+    under the panels), ``marker``, ``results`` (one value per seed) and a value
+    for every key of ``axes_of`` (``{key: axis label}``, drawn on a log scale).
+    """
+    from .metrics import pareto_front
+
+    fig, axes = plt.subplots(1, len(axes_of), figsize=(4.6 * len(axes_of), 3.8), squeeze=False)
+    labels = list(dict.fromkeys(p["label"] for p in points))
+    colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    for ax, (key, axis_label) in zip(axes[0], axes_of.items()):
+        means = [sum(p["results"]) / len(p["results"]) for p in points]
+        for p, mean in zip(points, means):
+            low, high = mean - min(p["results"]), max(p["results"]) - mean
+            ax.errorbar(p[key], mean, yerr=[[low], [high]], fmt=p.get("marker", "o"), color=colors[p["label"]],
+                        capsize=3, markersize=6)
+        front = pareto_front([(p[key], m) for p, m in zip(points, means)])
+        ax.plot([points[i][key] for i in front], [means[i] for i in front], ls="--", color="gray", lw=1,
+                drawstyle="steps-post")
+        for axis, scale in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):
+            scale("log")
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(_short_number))
+            axis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(axis_label)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    handles = [plt.Line2D([], [], color=colors[label], marker="o", ls="") for label in labels]
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 2) // 3), 1, 1))
     return fig

@@ -70,3 +70,23 @@ def test_modules_without_parameters_can_be_measured():
     assert t.median > 0 and t.repeats >= 15
 
 
+
+
+def test_ranking_orders_by_mean_and_ties_what_is_within_the_seed_spread():
+    rows = cu.metrics.ranking({"a": [100, 110, 120], "b": [90, 95, 100], "c": [200, 201, 202], "d": [101, 102, 103],
+                               "e": [120, 121, 122]})
+    assert [r["method"] for r in rows] == ["b", "d", "a", "e", "c"]
+    tied = {r["method"]: r["tied_with_best"] for r in rows}
+    # d is 7 from b and a 15 (spreads 10 and 20: within); e is 26 from b with spreads 10 and 2: beyond
+    assert tied == {"b": True, "d": True, "a": True, "e": False, "c": False}
+    assert rows[0]["minus_best"] == 0 and rows[2]["spread"] == 20 and rows[1]["mean"] == 102
+    assert rows[3]["minus_best"] == 26
+    with pytest.raises(ValueError):
+        cu.metrics.ranking({})
+
+
+def test_pareto_front_keeps_the_points_no_other_point_beats_on_both_axes():
+    points = [(1, 10), (2, 5), (3, 6), (4, 1), (2, 5), (5, 1), (0.5, 20)]
+    assert cu.metrics.pareto_front(points) == [6, 0, 1, 4, 3]
+    assert cu.metrics.pareto_front([(1, 1)]) == [0]
+    assert cu.metrics.pareto_front([]) == []

@@ -33,7 +33,7 @@ PARAMETERS = {
                         "TEMPERATURES": "[2, 4]", "BIG_TEMPERATURES": "[4]", "ALPHAS": "[0.9]", "LABEL_LRS": "[0.004]", "ARTICLE_EPOCHS": "1",
                         "HINT_TRAIN": "2000", "HINT_EPOCHS": "1"},
     "04_quantization": {"BITS": "(8, 6, 3)"},
-    "05_comparison": {"EPOCHS": "1", "SEEDS": "(0, 1)", "LEARNING_RATES": "(1e-3,)"},
+    "05_comparison": {"FINETUNE_EPOCHS": "1", "SEEDS": "(0, 1)", "LEARNING_RATES": "(4e-3,)"},
 }
 
 
