@@ -246,8 +246,8 @@ def compare(setup: Setup, budgets: dict[str, int | None], routes: Sequence[str],
             seeds: Sequence[int], log: Callable[[str], None] | None = print) -> list[dict]:
     """Every route at every budget: the learning rate chosen on the validation split with ``seeds[0]``, then the
     other seeds at that rate. One dict per (budget, route): ``budget``, ``route``, ``budget_bytes``, ``size``, ``keeps``,
-    ``lr``, ``val_errors`` (by learning rate), ``models``, ``seconds``, ``bytes`` and ``test_errors`` (one per
-    seed, read once at the end). The control route runs once, under the budget named None."""
+    ``lr``, ``val_errors`` (by learning rate), ``models``, ``seconds``, ``bytes``, ``val_per_seed`` (validation
+    errors, for decisions such as which routes need more seeds) and ``test_errors`` (one per seed, for the report). The control route runs once, under the budget named None."""
     data = setup.data
     rows = []
     for budget_name, budget in budgets.items():
@@ -265,6 +265,7 @@ def compare(setup: Setup, budgets: dict[str, int | None], routes: Sequence[str],
                    "keeps": describe(route, size, setup.proportional),
                    "lr": lr, "val_errors": val_errors, "models": [m for m, _ in runs],
                    "seconds": [s for _, s in runs], "bytes": [stored_bytes(m) for m, _ in runs]}
+            row["val_per_seed"] = [val_errors[lr]] + [train.count_errors(m, data.val) for m in row["models"][1:]]
             row["test_errors"] = [train.count_errors(m, data.test) for m in row["models"]]
             rows.append(row)
             if log:
@@ -281,5 +282,6 @@ def add_seeds(setup: Setup, row: dict, seeds: Sequence[int]) -> dict:
         row["models"].append(model)
         row["seconds"].append(seconds)
         row["bytes"].append(stored_bytes(model))
+        row["val_per_seed"].append(train.count_errors(model, setup.data.val))
         row["test_errors"].append(train.count_errors(model, setup.data.test))
     return row

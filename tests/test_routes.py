@@ -135,6 +135,7 @@ def test_compare_chooses_the_rate_on_validation_and_repeats_the_other_seeds(setu
         assert row["lr"] == min(row["val_errors"], key=row["val_errors"].get)
         assert len(row["test_errors"]) == len(row["models"]) == len(row["bytes"]) == 2
         assert row["test_errors"][0] == cu.train.count_errors(row["models"][0], setup.data.test)
+        assert row["val_per_seed"] == [cu.train.count_errors(m, setup.data.val) for m in row["models"]]
     hard = rows[1]
     assert hard["val_errors"][3e-3] < hard["val_errors"][1e-4]  # a pruned net needs retraining: the larger rate
     assert max(hard["bytes"]) <= 30_000 and hard["keeps"].endswith("float32")
@@ -152,5 +153,6 @@ def test_add_seeds_repeats_a_route_at_its_chosen_rate(setup):
     (row,) = cu.routes.compare(setup, {"small": 30_000}, ["hard pruning"], (3e-3,), (0,), log=None)
     cu.routes.add_seeds(setup, row, (5, 6))
     assert len(row["test_errors"]) == len(row["models"]) == len(row["seconds"]) == len(row["bytes"]) == 3
+    assert len(row["val_per_seed"]) == 3
     again, _ = cu.routes.train_route("hard pruning", setup, 30_000, 6, 3e-3)
     assert row["test_errors"][2] == cu.train.count_errors(again, setup.data.test)
