@@ -415,8 +415,9 @@ def batches(split: Split, batch_size: int = 128, shuffle: bool = False,
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        xb = split.x[idx] if shuffle else split.x[start:start + batch_size]
-        yb = split.y[idx] if shuffle else split.y[start:start + batch_size]
+        # index_select copies the same rows as split.x[idx], several times faster than advanced indexing on a CPU
+        xb = split.x.index_select(0, idx.to(split.x.device)) if shuffle else split.x[start:start + batch_size]
+        yb = split.y.index_select(0, idx.to(split.y.device)) if shuffle else split.y[start:start + batch_size]
         if augment is not None:
             xb = augment(xb)
         yield xb, yb, idx

@@ -118,20 +118,30 @@ def sparsity(model: nn.Module) -> float:
     return 1.0 - sum(int(torch.count_nonzero(w)) for w in weights) / total
 
 
-def macs(model: nn.Module, input_shape=(1, 28, 28)) -> int | None:
+def _quantized_macs(module: nn.Module, output: torch.Tensor) -> int:
+    """Multiply-accumulates of a quantised Linear or Conv2d, from the output it produced (one per input feature,
+    or per input channel and kernel position, for every output number)."""
+    if hasattr(module, "in_features"):
+        return output.numel() * module.in_features
+    kernel = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
+    return output.numel() * module.in_channels // module.groups * kernel[0] * kernel[1]
+
+
+def macs(model: nn.Module, input_shape=(1, 28, 28)) -> int:
     """Multiply-accumulates of one forward pass for one example, counted by ``torch.utils.flop_counter``.
 
     Dense kernels do every multiplication, zeros included, so a masked model
     has as many MACs as the dense one; only removing neurons lowers this count.
     The counter does not see the kernels of quantised layers (``torch.ao``'s or
-    torchao's): for such a model the result is None (not counted), never a
-    wrong number.
+    torchao's int8 Linear and Conv2d): those are counted from the shape of
+    their output instead, so an int8 model has the MACs of its float original
+    (in 8-bit integers).
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    if any(_quantized(m) for m in model.modules()):
-        return None
-
+    counted = []
+    hooks = [m.register_forward_hook(lambda module, inputs, output: counted.append(_quantized_macs(module, output)))
+             for m in model.modules() if _quantized(m) and (hasattr(m, "in_features") or hasattr(m, "in_channels"))]
     x = torch.zeros(1, *input_shape)
     was_training = model.training
     model.eval()
@@ -140,7 +150,9 @@ def macs(model: nn.Module, input_shape=(1, 28, 28)) -> int | None:
             model(x.to(device_of(model)))
     finally:
         model.train(was_training)
-    return counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-accumulate
+        for hook in hooks:
+            hook.remove()
+    return counter.get_total_flops() // 2 + sum(counted)  # the counter reports 2 FLOPs per multiply-accumulate
 
 
 class Size(NamedTuple):

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import torch
 
-__all__ = ["bars", "curves", "history", "images", "pareto", "soft_target_bars", "sweeps", "weight_histogram"]
+__all__ = ["bars", "curves", "distinct_colors", "history", "images", "pareto", "soft_target_bars", "sweeps", "weight_histogram"]
 
 
 def _axes(ax, figsize=(6, 3.5)):
@@ -176,6 +176,17 @@ def _short_number(value, _position=None) -> str:
     return f"{value:g}"
 
 
+_EXTRA_COLORS = ("black", "gold", "navy", "lime", "maroon", "teal", "magenta", "darkkhaki", "slateblue", "salmon")
+
+
+def distinct_colors(n: int) -> list:
+    """``n`` colours, no two alike: matplotlib's ten ``tab10`` colours, then ten more of clearly different hue or
+    lightness (at most 20)."""
+    if not 0 <= n <= 20:
+        raise ValueError(f"distinct_colors gives at most 20 colours, {n} asked")
+    return [plt.cm.tab10(i) for i in range(min(n, 10))] + list(_EXTRA_COLORS[:max(0, n - 10)])
+
+
 def pareto(points: Sequence[dict], axes_of: Mapping[str, str], ylabel: str = "test errors", title: str | None = None):
     """One panel per x quantity: each point at its mean result with a bar from its best to its worst seed, and
     the Pareto front (:func:`course_utils.metrics.pareto_front` of the means) as a dashed line.
@@ -188,7 +199,7 @@ def pareto(points: Sequence[dict], axes_of: Mapping[str, str], ylabel: str = "te
 
     fig, axes = plt.subplots(1, len(axes_of), figsize=(4.6 * len(axes_of), 3.8), squeeze=False)
     labels = list(dict.fromkeys(p["label"] for p in points))
-    colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    colors = dict(zip(labels, distinct_colors(len(labels))))
     for ax, (key, axis_label) in zip(axes[0], axes_of.items()):
         means = [sum(p["results"]) / len(p["results"]) for p in points]
         for p, mean in zip(points, means):

@@ -24,7 +24,7 @@ from torch import nn
 from . import distill, hard_pruning, masks, metrics, models, quantization, train, weight_sharing
 
 __all__ = ["ROUTES", "Setup", "add_seeds", "as_deployed", "compare", "describe", "largest", "mlp_shape", "size_for",
-           "stored_bytes", "train_route"]
+           "starts_from", "stored_bytes", "train_route", "uses_teacher"]
 
 ROUTES = {
     "dense, trained as long again": "the dense model trained for the routes' extra epochs (a control; no budget)",
@@ -36,15 +36,16 @@ ROUTES = {
     "distillation": "the small MLP trained on the teacher's soft targets",
     "hard pruning + distillation": "hard pruning fine-tuned on the teacher's soft targets",
     "small, from scratch, int8": "a wider MLP trained from scratch, then int8 (dynamic quantisation)",
+    "distillation + int8": "the wider MLP trained on the teacher's soft targets, then int8",
     "hard pruning + int8": "hard pruning to the widths that fit in int8, fine-tuned, then int8",
     "prune + distil + int8": "the article's combination: hard pruning, fine-tuned on the teacher's soft targets, "
                              "then int8",
     "deep compression": "soft pruning, then weight sharing (k-means codebooks, fine-tuned), Huffman-coded file",
 }
 
-_FROM_SCRATCH = {"small, from scratch", "distillation", "small, from scratch, int8"}
-_INT8 = {"small, from scratch, int8", "hard pruning + int8", "prune + distil + int8"}
-_DISTIL = {"distillation", "hard pruning + distillation", "prune + distil + int8"}
+_FROM_SCRATCH = {"small, from scratch", "distillation", "small, from scratch, int8", "distillation + int8"}
+_INT8 = {"small, from scratch, int8", "distillation + int8", "hard pruning + int8", "prune + distil + int8"}
+_DISTIL = {"distillation", "distillation + int8", "hard pruning + distillation", "prune + distil + int8"}
 _MASKED = {"soft pruning, sparse file", "deep compression"}
 
 
@@ -52,6 +53,16 @@ def _check_route(route: str) -> str:
     if route not in ROUTES:
         raise ValueError(f"unknown route {route!r}: choose one of {', '.join(map(repr, ROUTES))}")
     return route
+
+
+def starts_from(route: str) -> str:
+    """Where ``route`` starts: ``"random weights"`` or ``"the dense model"``."""
+    return "random weights" if _check_route(route) in _FROM_SCRATCH else "the dense model"
+
+
+def uses_teacher(route: str) -> bool:
+    """Whether ``route`` trains on the teacher's soft targets (and so inherits the teacher's training)."""
+    return _check_route(route) in _DISTIL
 
 
 def _writes_compressed(model: nn.Module) -> bool:
@@ -194,7 +205,8 @@ def size_for(route: str, setup: Setup, budget: int) -> int:
 
 
 def _fit(model: nn.Module, setup: Setup, epochs: int, lr: float, seed: int, distil: bool) -> None:
-    recipe = dict(lr=lr, batch_size=setup.batch_size, schedule="cosine", seed=seed, validate=False, progress=False)
+    recipe = dict(lr=lr, batch_size=setup.batch_size, schedule="cosine", seed=seed, validate=False, progress=False,
+                  track_accuracy=False)
     if distil:
         distill.distill(model, None, setup.data, epochs, setup.temperature, setup.alpha,
                         teacher_logits=setup.teacher_logits, **recipe)
@@ -222,7 +234,8 @@ def train_route(route: str, setup: Setup, budget: int | None, seed: int, lr: flo
                 _fit(model, setup, setup.finetune_epochs - 1, lr, seed, False)
             model = _share_within(model, setup.bits, budget)
             weight_sharing.finetune_centroids(model, setup.data, 1, lr=setup.centroid_lr, batch_size=setup.batch_size,
-                                              schedule="cosine", seed=seed, validate=False, progress=False)
+                                              schedule="cosine", seed=seed, validate=False, progress=False,
+                                              track_accuracy=False)
         else:
             _fit(model, setup, setup.finetune_epochs, lr, seed, False)
     else:
@@ -243,20 +256,30 @@ def train_route(route: str, setup: Setup, budget: int | None, seed: int, lr: flo
 
 
 def compare(setup: Setup, budgets: dict[str, int | None], routes: Sequence[str], learning_rates: Sequence[float],
-            seeds: Sequence[int], log: Callable[[str], None] | None = print) -> list[dict]:
+            seeds: Sequence[int], log: Callable[[str], None] | None = print, choose_at: str | None = None) -> list[dict]:
     """Every route at every budget: the learning rate chosen on the validation split with ``seeds[0]``, then the
-    other seeds at that rate. One dict per (budget, route): ``budget``, ``route``, ``budget_bytes``, ``size``, ``keeps``,
-    ``lr``, ``val_errors`` (by learning rate), ``models``, ``seconds``, ``bytes``, ``val_per_seed`` (validation
-    errors, for decisions such as which routes need more seeds) and ``test_errors`` (one per seed, for the report). The control route runs once, under the budget named None."""
+    other seeds at that rate. With ``choose_at`` (a budget's name), each route chooses its rate at that budget only and
+    keeps it at the others (fewer runs: one per seed there); by default every budget chooses its own.
+
+    One dict per (budget, route), in the order of ``budgets`` and ``routes``: ``budget``, ``route``, ``budget_bytes``,
+    ``size``, ``keeps``, ``lr``, ``val_errors`` (by learning rate tried), ``models``, ``seconds``, ``bytes``,
+    ``val_per_seed`` (validation errors, for decisions such as which routes need more seeds) and ``test_errors``
+    (one per seed, for the report). The control route runs once, under the budget named None."""
+    if choose_at is not None and choose_at not in budgets:
+        raise ValueError(f"choose_at={choose_at!r} is not one of the budgets {list(budgets)}")
     data = setup.data
-    rows = []
-    for budget_name, budget in budgets.items():
+    rows, chosen = {}, {}
+    for budget_name in sorted(budgets, key=lambda name: name != choose_at):  # the choosing budget first
+        budget = budgets[budget_name]
         for route in routes:
             if (budget is None) != (route == "dense, trained as long again"):
                 continue
-            trials = {lr: train_route(route, setup, budget, seeds[0], lr) for lr in learning_rates}
+            rates = [chosen[route]] if route in chosen else learning_rates
+            trials = {lr: train_route(route, setup, budget, seeds[0], lr) for lr in rates}
             val_errors = {lr: train.count_errors(model, data.val) for lr, (model, _) in trials.items()}
             lr = min(val_errors, key=val_errors.get)  # ties keep the first candidate
+            if budget_name == choose_at:
+                chosen[route] = lr
             runs = [trials[lr]] + [train_route(route, setup, budget, seed, lr) for seed in seeds[1:]]
             size = None if budget is None else setup.sizes.get((route, budget, setup.proportional))
             if route in _MASKED:  # Deep Compression may have pruned a little more to fit: report what seed 0 kept
@@ -267,11 +290,11 @@ def compare(setup: Setup, budgets: dict[str, int | None], routes: Sequence[str],
                    "seconds": [s for _, s in runs], "bytes": [stored_bytes(m) for m, _ in runs]}
             row["val_per_seed"] = [val_errors[lr]] + [train.count_errors(m, data.val) for m in row["models"][1:]]
             row["test_errors"] = [train.count_errors(m, data.test) for m in row["models"]]
-            rows.append(row)
+            rows[budget_name, route] = row
             if log:
                 log(f"{budget_name:>9} | {route:<30} lr {lr:g} (validation errors {val_errors}) -> "
                     f"test errors {row['test_errors']}, {max(row['bytes']):,} bytes")
-    return rows
+    return [rows[name, route] for name in budgets for route in routes if (name, route) in rows]
 
 
 def add_seeds(setup: Setup, row: dict, seeds: Sequence[int]) -> dict:

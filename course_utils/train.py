@@ -229,7 +229,7 @@ def fit(
         start = time.perf_counter()
         model.train()
         total_loss = torch.zeros((), dtype=torch.float64)
-        correct = 0
+        correct = torch.zeros((), dtype=torch.long, device=device)  # summed on the device: no sync per step
         seen = 0
         for xb, yb, idx in batches(train_split, batch_size, shuffle=True, generator=generator, augment=augment):
             xb, yb = xb.to(device), yb.to(device)
@@ -247,13 +247,13 @@ def fit(
             n = yb.shape[0]
             total_loss += loss.detach().double().cpu() * n
             if track_accuracy and out.dim() == 2 and yb.dim() == 1:
-                correct += (out.detach().argmax(1) == yb).sum().item()
+                correct += (out.detach().argmax(1) == yb).sum()
             seen += n
         if after_epoch is not None:
             after_epoch(model, epoch)
         row = {"epoch": epoch, "train_loss": (total_loss / seen).item()}
         if track_accuracy:
-            row["train_acc"] = correct / seen
+            row["train_acc"] = correct.item() / seen
         if val_split is not None:
             val = evaluate(model, val_split)
             row["val_loss"], row["val_acc"] = val.loss, val.accuracy

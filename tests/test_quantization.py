@@ -481,6 +481,7 @@ def test_int8_dynamic_is_close_to_fp32_smaller_and_leaves_the_model_alone(api, t
     assert (out - reference).abs().max() < 0.05 * reference.abs().max()
     assert (out.argmax(1) == reference.argmax(1)).float().mean() >= 0.98
     assert state_bytes(quantized) < 0.4 * state_bytes(model)
+    assert cu.metrics.macs(quantized, (64,)) == 64 * 256 + 256 * 128 + 128 * 4  # int8 MACs are still counted
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -500,6 +501,7 @@ def test_int8_static_lenet5_runs_and_keeps_its_accuracy(api, mnist):
     assert fp32 > 0.85 and abs(accuracy - fp32) <= 0.015
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert cu.train.predict(quantized, small.test.x[:1]).shape == (1, 10)  # batch size 1 works too
+    assert cu.metrics.macs(quantized) == 117_600 + 240_000 + 48_000 + 10_080 + 840  # LeNet-5's, counted by hand
     if api == "torch.ao":
         assert ".quantized." in type(quantized.module.conv1).__module__  # an int8 kernel, not a float one
 

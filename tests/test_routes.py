@@ -142,11 +142,40 @@ def test_compare_chooses_the_rate_on_validation_and_repeats_the_other_seeds(setu
     assert [c[2:] for c in calls if c[0] == "hard pruning"] == [(0, 1e-4), (0, 3e-3), (1, hard["lr"])]
 
 
+def test_compare_can_choose_each_rate_at_one_budget_and_keep_it_at_the_others(setup, monkeypatch):
+    calls = []
+    real = cu.routes.train_route
+
+    def spy(route, s, budget, seed, lr):
+        calls.append((budget, seed, lr))
+        return real(route, s, budget, seed, lr)
+
+    monkeypatch.setattr(cu.routes, "train_route", spy)
+    rows = cu.routes.compare(setup, {"large": 60_000, "small": 30_000}, ["hard pruning"], (1e-4, 3e-3), (0, 1),
+                             log=None, choose_at="small")
+    assert [r["budget"] for r in rows] == ["large", "small"]  # the order of the budgets, whichever chose
+    large, small = rows
+    assert small["lr"] == 3e-3 == large["lr"] and list(large["val_errors"]) == [3e-3]
+    assert calls == [(30_000, 0, 1e-4), (30_000, 0, 3e-3), (30_000, 1, 3e-3), (60_000, 0, 3e-3), (60_000, 1, 3e-3)]
+    with pytest.raises(ValueError, match="choose_at"):
+        cu.routes.compare(setup, {"small": 30_000}, ["hard pruning"], (3e-3,), (0,), log=None, choose_at="tiny")
+
+
 def test_describe_says_what_a_route_keeps():
     assert cu.routes.describe("small, from scratch, int8", 113) == "784-113-100-10, int8"
     assert cu.routes.describe("hard pruning", 30, proportional=True) == "784-30-10-10, float32"
     assert cu.routes.describe("deep compression", 106) == "10.6% of the weights, shared"
     assert cu.routes.describe("dense, trained as long again", None).startswith("784-300-100-10")
+
+
+def test_every_route_says_where_it_starts_and_whether_it_uses_the_teacher():
+    scratch = {r for r in ROUTES if cu.routes.starts_from(r) == "random weights"}
+    assert scratch == {"small, from scratch", "distillation", "small, from scratch, int8", "distillation + int8"}
+    assert {cu.routes.starts_from(r) for r in ROUTES} - {"random weights"} == {"the dense model"}
+    teacher = {r for r in ROUTES if cu.routes.uses_teacher(r)}
+    assert teacher == {"distillation", "distillation + int8", "hard pruning + distillation", "prune + distil + int8"}
+    with pytest.raises(ValueError, match="unknown route"):
+        cu.routes.uses_teacher("lottery ticket")
 
 
 def test_add_seeds_repeats_a_route_at_its_chosen_rate(setup):
