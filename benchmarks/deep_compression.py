@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from _report import write_json
 
 import course_utils as cu
 
@@ -134,10 +133,7 @@ def main() -> int:
               "dense": dense_row, "paper_lenet300_100": PAPER, "runs": runs, "settings": rows,
               "chosen_on_validation": chosen, "targets": targets,
               "seconds": round(time.perf_counter() - start, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_name(f".{args.out.name}.tmp")
-    tmp_out.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp_out, args.out)
+    write_json(report, args.out)
     print(f"wrote {args.out}")
     return 0
 

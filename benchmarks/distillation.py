@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _report import write_json
 
 import course_utils as cu
 
@@ -197,10 +197,7 @@ def choose_teacher(data) -> dict:
 
 def write(report: dict, out: Path, start: float) -> int:
     report["seconds"] = round(time.perf_counter() - start, 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out)
+    write_json(report, out)
     print(f"wrote {out}")
     return 0
 

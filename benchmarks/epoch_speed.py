@@ -14,12 +14,12 @@ median epoch times.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from _report import write_json
 from torch import nn
 
 import course_utils as cu
@@ -73,10 +73,7 @@ def main() -> None:
         print(f"{name}: article loop {medians['article DataLoader loop']:.2f} s/epoch, "
               f"fit {medians['course_utils fit']:.2f} s/epoch -> {ratio:.1f}x "
               f"(median of {args.repeats}, batch {BATCH}, {torch.get_num_threads()} threads)", flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"torch": torch.__version__, "results": results}, indent=2) + "\n")
-    tmp.replace(args.json)
+    write_json({"torch": torch.__version__, "results": results}, args.json)
 
 
 if __name__ == "__main__":

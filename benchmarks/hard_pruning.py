@@ -20,14 +20,13 @@ The dense models are the shared baselines (``cu.baselines``). Results go to
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _report import write_json
 
 import course_utils as cu
 
@@ -113,10 +112,7 @@ def main() -> int:
             "bench-hard-lenet5", lenet5, data, ["conv1", "conv2"], [i / 8 for i in range(8)], args.channel_criterion,
             args.seeds, args.epochs, 2e-3, 256)
     report["seconds"] = round(time.perf_counter() - start, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_json(report, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -44,6 +44,7 @@ import uuid
 from pathlib import Path
 
 import psutil
+from _report import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "jupyterhub.json"
@@ -477,10 +478,7 @@ def main() -> int:
     args.notebook = args.notebook.resolve()
     runs = json.loads(args.out.read_text())["runs"] if args.append and args.out.exists() else []
     runs.append(asyncio.run(amain(args)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_json({"runs": runs}, args.out)
     print(f"written {args.out}")
     return 0
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import copy
 import io
-import json
 import logging
 import os
 import statistics
@@ -49,6 +48,7 @@ import time
 from pathlib import Path
 
 import torch
+from _report import write_json
 from torch import nn
 from torch.nn.utils import prune
 
@@ -412,10 +412,7 @@ def main() -> int:
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["load_average_1_5_15_min"] = {"start": load_before, "end": os.getloadavg()}
     inductor_cache.cleanup()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_json(report, args.out)
     log(f"wrote {args.out}")
     return 0
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from _report import write_json
 
 import course_utils as cu
 
@@ -165,10 +166,7 @@ def main() -> int:
     if args.part in ("all", "kernels"):
         result["kernels"] = kernel_part(args.quick)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_json(result, args.out)
     print(f"wrote {args.out} in {result['seconds']:.0f} s")
     return 0
 

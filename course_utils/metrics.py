@@ -39,6 +39,7 @@ __all__ = [
     "seed_comparison",
     "sparsity",
     "state_dict_size",
+    "summaries",
     "summary",
     "table",
 ]
@@ -200,6 +201,30 @@ def summary(model: nn.Module, data, name: str | None = None, batch_sizes: Sequen
     row["threads"] = timing.threads if timing else None
     row["device"] = timing.device if timing else None
     return row
+
+
+def summaries(models: Mapping[str, nn.Module], data, batch_sizes: Sequence[int] = (1, 256), rounds: int = 3,
+              block_ms: float = 10.0) -> list[dict]:
+    """One :func:`summary` row per model (named by its key), for a table that compares them.
+
+    The latencies are measured with :func:`course_utils.latency.latencies`:
+    the models in turn, round after round, so that a slow moment of a shared
+    machine slows every model alike and the ratios between them stay fair.
+    """
+    from .latency import latencies
+
+    if not models:
+        raise ValueError("no models to summarise")
+    rows = [summary(model, data, name, batch_sizes=()) for name, model in models.items()]
+    input_shape = tuple(data.test.x.shape[1:])
+    timed = {b: latencies(models, b, input_shape, rounds=rounds, block_ms=block_ms) for b in batch_sizes}
+    for row in rows:
+        where = {k: row.pop(k) for k in ("threads", "device")}   # keep summary's column order: latencies first
+        for b, by_name in timed.items():
+            row[f"latency_ms_b{b}"] = by_name[row["model"]].median * 1e3
+            where = {"threads": by_name[row["model"]].threads, "device": by_name[row["model"]].device}
+        row.update(where)
+    return rows
 
 
 def seed_comparison(a: Sequence[float], b: Sequence[float], names: tuple[str, str] = ("a", "b")) -> dict:

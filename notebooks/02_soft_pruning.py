@@ -49,7 +49,7 @@ SWEEP = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)  # sparsities of the one-sho
 SWEEP_TRAIN_SIZE = 5000  # training images for the one fine-tuning epoch of the sweep
 HAN_KEEP = 0.08          # fraction of the weights left (Han et al. kept 8.2%)
 HAN_STEPS = 3            # prune-then-retrain iterations
-HAN_EPOCHS = 2           # retraining epochs after each pruning
+HAN_EPOCHS = 4           # retraining epochs after each pruning
 HAN_LR = 1e-3            # Adam, decayed to zero within each retraining (cosine)
 COMPARE_SEEDS = (0, 1)        # one-shot vs Han vs cubic, each run once per seed...
 COMPARE_TRAIN_SIZE = 15000    # ...on this many training images, 1 epoch per step
@@ -315,8 +315,8 @@ ax.grid(alpha=0.3)
 plt.show()
 
 # %%
-dense_row = cu.metrics.summary(dense, data, "dense LeNet-300-100")
-han_row = cu.metrics.summary(han, data, f"pruned, {HAN_STEPS}x(prune + {HAN_EPOCHS} epochs)")
+dense_row = cu.metrics.summary(dense, data, "dense LeNet-300-100", batch_sizes=())   # timed in section 8
+han_row = cu.metrics.summary(han, data, f"pruned, {HAN_STEPS}x(prune + {HAN_EPOCHS} epochs)", batch_sizes=())
 dense_err, han_err = 1 - dense_row["test_acc"], 1 - han_row["test_acc"]
 left = 1 - cu.metrics.sparsity(han)
 errors = {"dense": cu.train.count_errors(dense, data.test), "pruned": cu.train.count_errors(han, data.test)}
@@ -339,6 +339,10 @@ rows = [
 cu.metrics.table(rows)
 
 # %% [markdown]
+# It can, here: with 8% of the weights left, the retrained model makes 156 test errors against the dense model's 167
+# (Han et al.: 1.64% → 1.59%). The pruned model was trained for twelve more epochs than the dense one, and one seed
+# cannot say how much of the gain that is; what matters is that removing 92% of the weights cost nothing.
+#
 # One global threshold found its own per-layer rates: compare them with Han's. The first layer, which sees raw pixels
 # (many of them always background), can lose the most; the small last layer, where every weight links a hidden
 # feature to a class, keeps the most.
@@ -622,23 +626,23 @@ cu.metrics.table(sfp_rows)
 # noise. The zeros do buy something on disk: long runs of zeros compress well. And a **sparse** format
 # stores only the nonzeros: `cu.sparse.to_sparse(model)` makes a copy whose linear layers keep their weights in CSR (compressed sparse row: the values, their column indices, and where
 # each row starts) and multiply with `torch.sparse.mm`. The dense model and three versions of the pruned
-# network, measured by `cu.metrics.summary`:
+# network, measured by `cu.metrics.summaries` (one `cu.metrics.summary` row each, the four models timed in turn over
+# three rounds, so that a slow moment of the machine slows all four alike):
 
 # %%
 baked = cu.masks.remove_masks(copy.deepcopy(han))
 csr_model = cu.sparse.to_sparse(han)
-honest = [dense_row, han_row,
-          cu.metrics.summary(baked, data, "pruned, masks removed"),
-          cu.metrics.summary(csr_model, data, "pruned, CSR (cu.sparse.to_sparse)")]
+honest = cu.metrics.summaries({dense_row["model"]: dense, han_row["model"]: han, "pruned, masks removed": baked,
+                                "pruned, CSR (cu.sparse.to_sparse)": csr_model}, data)
 honest[-1]["macs"] = "not counted"  # the FLOP counter does not see sparse kernels
 cu.metrics.table(honest, ["model", "test_acc", "params", "nonzero_params", "macs", "size_bytes",
                           "size_compressed_bytes", "latency_ms_b1", "latency_ms_b256", "threads"])
 
 # %%
-ratios = {b: {row["model"]: row[f"latency_ms_b{b}"] / dense_row[f"latency_ms_b{b}"] for row in honest[1:]}
+ratios = {b: {row["model"]: row[f"latency_ms_b{b}"] / honest[0][f"latency_ms_b{b}"] for row in honest[1:]}
           for b in (1, 256)}
 for b, r in ratios.items():
-    print(f"batch {b}, {dense_row['threads']} threads: time relative to the dense model (1.00 = as fast, below 1 = "
+    print(f"batch {b}, {honest[0]['threads']} threads: time relative to the dense model (1.00 = as fast, below 1 = "
           "faster): " + ", ".join(f"{name} {value:.2f}" for name, value in r.items()))
 print(f"MACs: {han_row['macs']:,} masked, {dense_row['macs']:,} dense")
 

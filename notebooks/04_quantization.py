@@ -185,7 +185,7 @@ candidates = {"LeNet-300-100, fp32": dense}
 candidates.update({f"LeNet-300-100, int8 dynamic ({api})": cu.quantization.int8_dynamic(dense, api=api) for api in apis})
 candidates["LeNet-5, fp32"] = lenet5
 candidates.update({f"LeNet-5, int8 static ({api})": cu.quantization.int8_static(lenet5, data, api=api) for api in apis})
-int8_rows = [cu.metrics.summary(model, data, name) for name, model in candidates.items()]
+int8_rows = cu.metrics.summaries(candidates, data)   # the six models timed in turn, over three rounds
 cu.metrics.table(int8_rows, ["model", "test_acc", "test_errors", "params", "size_bytes", "latency_ms_b1",
                              "latency_ms_b256", "threads"])
 
@@ -244,6 +244,7 @@ cu.metrics.table(ratios)
 # %%
 pruned = cu.baselines.lenet300_100_pruned(data)
 pruned_val = cu.train.evaluate(pruned, data.val).accuracy
+dense_val = cu.train.evaluate(dense, data.val).accuracy
 sweep, finetuned = [], {}
 start = time.perf_counter()
 for b in BITS:
@@ -255,7 +256,7 @@ for b in BITS:
     sweep.append({"bits": b, "linear (per channel)": row["val_acc_linear"], "k-means": row["val_acc_kmeans"],
                   "k-means + fine-tuned codebook": cu.train.evaluate(shared, data.val).accuracy})
 centroid_seconds = (time.perf_counter() - start) / len(BITS)
-print(f"the pruned model before quantisation: validation accuracy {pruned_val:.2%}")
+print(f"validation accuracy: dense model {dense_val:.2%}; the pruned model before quantisation {pruned_val:.2%}")
 cu.plots.curves(list(BITS), {k: [r[k] for r in sweep] for k in sweep[0] if k != "bits"}, xlabel="bits per weight",
                 ylabel="validation accuracy", percent=True, title="LeNet-300-100 with 8% of its weights, quantised")
 plt.show()
@@ -264,8 +265,8 @@ cu.metrics.table([{k: (f"{v:.2%}" if k != "bits" else v) for k, v in r.items()} 
 # %% [markdown]
 # Read the table from the top. Down to 3 bits, all three methods stay within about 0.1 point of the pruned model's
 # validation accuracy: eight shared values per layer are enough for these weights. At 2 bits the methods part: evenly
-# spaced steps lose more than a point, k-means loses less because its centroids sit where the weights are, and
-# fine-tuning the codebooks wins back most of the rest. That is the order Han, Mao & Dally report: the fewer the bits,
+# spaced steps lose about 0.6 point, k-means about 0.4 because its centroids sit where the weights are, and
+# fine-tuning the codebooks wins back most of the rest (0.1 point lost). That is the order Han, Mao & Dally report: the fewer the bits,
 # the more it matters where the levels go and that they are trained.
 
 # %% [markdown]
@@ -284,9 +285,10 @@ cu.widgets.quantization_figure(pruned, data, 3, cache=slider_cache)
 # %% [markdown]
 # ### Exercise 2: read the sweep
 #
-# Deep Compression uses as few bits as the accuracy allows. Using the sweep's validation accuracies after fine-tuning
-# (`val_acc_by_bits` below), set `my_bits` to the **fewest bits** whose validation accuracy is within 0.1 point of the
-# pruned model's (`pruned_val`).
+# Deep Compression uses as few bits as the accuracy allows. Our rule: the compressed model must be no worse than the
+# dense model we started from, judged on the validation split. Using the sweep's validation accuracies after
+# fine-tuning (`val_acc_by_bits` below), set `my_bits` to the **fewest bits** whose validation accuracy is at least the
+# dense model's (`dense_val`); if no bit width gets there, to the one that comes closest.
 
 # %%
 val_acc_by_bits = {r["bits"]: r["k-means + fine-tuned codebook"] for r in sweep}
@@ -296,13 +298,14 @@ val_acc_by_bits
 my_bits = None   # your choice: a number of bits from the sweep
 
 # %%
-cu.checks.quantization.fewest_bits(my_bits, val_acc_by_bits, pruned_val)
+cu.checks.quantization.fewest_bits(my_bits, val_acc_by_bits, dense_val, tolerance=0)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# my_bits = min(b for b, acc in val_acc_by_bits.items() if acc >= pruned_val - 0.001)
+# good = [b for b, acc in val_acc_by_bits.items() if acc >= dense_val]
+# my_bits = min(good) if good else max(sorted(val_acc_by_bits), key=val_acc_by_bits.get)   # fewest bits among equals
 # ```
 # </details>
 
@@ -360,7 +363,11 @@ cu.checks.quantization.relative_indices(relative_indices)
 # `share_bits` is the choice of exercise 2, made on the validation split; the codebooks are the fine-tuned ones.
 
 # %%
-share_bits = min(b for b, acc in val_acc_by_bits.items() if acc >= pruned_val - 0.001)
+good = [b for b, acc in val_acc_by_bits.items() if acc >= dense_val]
+share_bits = min(good) if good else max(sorted(val_acc_by_bits), key=val_acc_by_bits.get)   # exercise 2's rule
+print(f"bits chosen on the validation split: {share_bits}")
+
+# %%
 shared = finetuned[share_bits]
 stages = {"dense": None, "pruned": (pruned, False), f"pruned + {share_bits}-bit sharing": (shared, False),
           f"pruned + {share_bits}-bit sharing + Huffman": (shared, True)}
@@ -385,11 +392,11 @@ cu.metrics.table(dc_rows, ["stage", "file bytes", "ratio", "test errors", "test 
 # %% [markdown]
 # Read it stage by stage. Pruning alone keeps 8% of the weights but stores a 5-bit distance beside every 32-bit
 # value, so the file shrinks about 10×, not 12.5×. Weight sharing replaces each 32-bit value by a `share_bits`-bit
-# index, and Huffman coding shaves a further sixth off. With the 3 bits chosen on the validation split the file is
-# about 50× smaller than the dense one, beyond the paper's 40×, but it is not free: the test error rises from 168
-# (pruned) to 175 errors, where the validation split had shown a loss of 0.08 point, inside the rule's 0.1-point
-# tolerance. The paper's 6 bits lose less and compress less. Is a difference of 7 errors real, or the luck of one
-# fine-tuning run? Fine-tune the codebooks again with two other seeds:
+# index, and Huffman coding shaves off a further seventh. With the 3 bits chosen on the validation split the file is
+# 49× smaller than the dense one, beyond the paper's 40×, and its 163 test errors are fewer than the dense model's
+# 167. Sharing is not free, though: the pruned model made 156, so the 3-bit codebooks cost it 7 errors, where the
+# paper's 6 bits cost 1 and compress less (37×). Is a loss of 7 errors real, or the luck of one fine-tuning run?
+# Fine-tune the codebooks again with two other seeds:
 
 # %%
 seed_errors = {SEED: dc_rows[3]["test errors"]}
@@ -402,10 +409,10 @@ print(f"{share_bits}-bit codebooks fine-tuned with three seeds, test errors: {se
 print(f"dense model: {dc_rows[0]['test errors']} errors; pruned model before sharing: {dc_rows[1]['test errors']}")
 
 # %% [markdown]
-# The three seeds land within 2 errors of each other, while 3-bit sharing adds 5 to 7 errors to the pruned model: the
-# loss is real, if small (well under 0.1 point), and it puts our compressed model a few errors above the dense one.
-# Choosing the bits with a stricter rule (no loss at all on the validation split) would have picked 6 bits: fewer
-# errors, a larger file.
+# The three seeds land within 4 errors of each other (159 to 163), and every one is above the pruned model's 156:
+# 3-bit sharing costs a few errors, a real loss if a small one (under 0.1 point), and with every seed the compressed
+# model still makes fewer errors than the dense model. A stricter rule (no loss against the pruned model itself on
+# the validation split) would have picked more bits: fewer errors, a larger file.
 #
 # Han, Mao & Dally's Table 1 and 2 for the same network (their figures): 1,070 KB dense, 27 KB compressed (**40×**),
 # top-1 error 1.64% → 1.58%, with 8% of the weights, 6-bit shared weights and 5-bit relative indices; pruning and
@@ -485,10 +492,11 @@ print(f"4. Running it: reading the compressed file back takes {decode_ms:.0f} ms
 #
 # The course's benchmark scripts repeat this pipeline with three seeds, which this notebook cannot afford: notebook
 # 02's pruning with each seed, then sharing, centroid fine-tuning and the compressed file, each choice made on the
-# validation split. With notebook 02's recipe the 3-bit file is 49.6× smaller at 1.72% test error on average (1.64 to
-# 1.76%). With twice the retraining per pruning round (4 epochs) and 4-bit codebooks, 8% of the weights give a file
-# 44.3× smaller at **1.60%**, below the dense model's 1.67% with every seed, as in the paper (40×, 1.64% → 1.58%); and
-# 6% of the weights give a file 55× smaller at 1.75%. Deep Compression's accuracy is bought with retraining.
+# validation split. Over three pruning seeds the 3-bit file is 49.0× smaller at 1.69% test error on average (1.63 to
+# 1.75%), a hair above the dense model's 1.67%; 4-bit codebooks give a file 44.3× smaller at **1.60%**, below the
+# dense model with every seed, as in the paper (40×, 1.64% → 1.58%); and 6% of the weights give a file 55× smaller at
+# 1.75%. Half the retraining per pruning round (2 epochs instead of 4) costs 0.03 to 0.09 point of test error across
+# those settings: Deep Compression's accuracy is bought with retraining.
 #
 # ## References
 #

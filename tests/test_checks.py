@@ -203,6 +203,13 @@ def test_quantization_checks_refuse_wrong_answers(capsys):
     assert not cu.checks.quantization.fewest_bits(3, measured, 0.981)
     assert not cu.checks.quantization.fewest_bits(4.0, measured, 0.981)
     assert not cu.checks.quantization.fewest_bits(5, measured, 0.981)
+    capsys.readouterr()
+    assert cu.checks.quantization.fewest_bits(6, measured, 0.981, tolerance=0)   # no loss at all: 4 bits is out
+    assert not cu.checks.quantization.fewest_bits(4, measured, 0.981, tolerance=0)
+    assert "below 98.10%" in capsys.readouterr().out
+    assert cu.checks.quantization.fewest_bits(6, measured, 0.99, tolerance=0)    # none gets there: the closest
+    assert not cu.checks.quantization.fewest_bits(8, measured, 0.99, tolerance=0)  # as close, with more bits
+    assert "comes closest" in capsys.readouterr().out
 
 
 def test_reading_exercises_refuse_wrong_readings_and_wrong_types(capsys):

@@ -59,6 +59,20 @@ def test_summary_row_and_tables():
         cu.metrics.table([])
 
 
+def test_summaries_time_each_model_in_interleaved_rounds():
+    data = blobs(dim=64)
+    small = nn.Sequential(nn.Linear(64, 4), nn.ReLU(), nn.Linear(4, 3))
+    large = nn.Sequential(nn.Linear(64, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 3))
+    rows = cu.metrics.summaries({"large": large, "small": small}, data, batch_sizes=(64,), rounds=2, block_ms=2)
+    assert [r["model"] for r in rows] == ["large", "small"]
+    alone = cu.metrics.summary(small, data, "small", batch_sizes=(64,), min_run_time=0.02)
+    assert list(rows[1]) == list(alone)                          # the same columns, in the same order
+    assert {k: v for k, v in rows[1].items() if "latency" not in k} == {k: v for k, v in alone.items() if "latency" not in k}
+    assert rows[0]["latency_ms_b64"] > 3 * rows[1]["latency_ms_b64"]   # each row has its own model's time
+    with pytest.raises(ValueError, match="no models"):
+        cu.metrics.summaries({}, data)
+
+
 def test_sparsity_needs_prunable_layers():
     with pytest.raises(ValueError, match="no Linear or Conv2d"):
         cu.metrics.sparsity(nn.Sequential(nn.ReLU()))

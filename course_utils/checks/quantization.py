@@ -98,7 +98,8 @@ def relative_indices(fn) -> bool:
 
 
 def fewest_bits(choice, val_acc: dict, reference: float, tolerance: float = 0.001) -> bool:
-    """The fewest bits whose validation accuracy is within ``tolerance`` of ``reference``, read off the notebook's sweep."""
+    """The fewest bits whose validation accuracy is at least ``reference - tolerance``, read off the notebook's sweep;
+    when no bit width gets there, the one that comes closest (the fewest bits among equals)."""
     value = whole_number(choice)
     if value is None:
         return report(False, f"set my_bits to a whole number of bits (an int), got {choice!r}")
@@ -107,12 +108,17 @@ def fewest_bits(choice, val_acc: dict, reference: float, tolerance: float = 0.00
         return report(False, f"choose one of the bit widths measured: {sorted(measured)}")
     good = [b for b, acc in measured.items() if acc >= reference - tolerance]
     if not good:
-        return report(False, "no bit width is within the tolerance here; look at the table again")
+        closest = min(measured, key=lambda b: (-measured[b], b))
+        if value == closest:
+            return report(True, f"{value} bits: no bit width reaches {reference - tolerance:.2%} here, and "
+                                f"{value} comes closest ({measured[value]:.2%})")
+        return report(False, f"no bit width reaches {reference - tolerance:.2%} here: choose the one that comes "
+                             "closest (the fewest bits among equals)")
     best = min(good)
     if value == best:
-        return report(True, f"{value} bits: validation accuracy {measured[value]:.2%}, within {tolerance:.1%} of "
-                            f"{reference:.2%}; fewer bits cost more")
+        return report(True, f"{value} bits: validation accuracy {measured[value]:.2%}, at least "
+                            f"{reference - tolerance:.2%}; fewer bits fall below it")
     if value in good:
         return report(False, f"{value} bits is within the tolerance, but so is {best}: fewer bits, a smaller file")
-    return report(False, f"{value} bits loses {reference - measured[value]:.2%} of validation accuracy, more than "
-                         f"{tolerance:.1%}")
+    return report(False, f"{value} bits gives {measured[value]:.2%} validation accuracy, below "
+                         f"{reference - tolerance:.2%}")
