@@ -805,6 +805,11 @@ for h in SIZES:
 #   (86 test errors): after 15 epochs the 2×800 distilled from it made 106 errors against 151 on labels alone, 69% of
 #   a gap that was smaller because that teacher was weaker. The distilled students end up about as accurate with
 #   either teacher; the more accurate convolutional teacher leaves a larger gap that an MLP cannot close.
+# - **An augmented transfer set.** Section 9 ended on the usual remedy, showing the teacher more images. With every
+#   training image shifted by up to two pixels and the teacher asked about each shifted image (10 epochs, 3 seeds),
+#   the distilled 2×800 makes 93 test errors instead of 113, 69% of the gap to labels alone. The control tells where
+#   that comes from: labels alone with the same shifts makes 105, so the teacher's own share is 12 errors, within the
+#   seed spread of that control (16). The shifts, not the teacher, do most of the work.
 #
 # ## References
 #
