@@ -189,6 +189,38 @@ def main() -> int:
     return write(report, args.out, start)
 
 
+def jitter_part(data, teacher, teacher_errors, args, run) -> dict:
+    """2×800 test errors per seed: labels alone and distilled, without and with a jittered transfer set."""
+    t0 = time.perf_counter()
+    temperature, alpha, epochs = 4.0, 0.9, args.jitter_epochs
+    errors = {"labels": [], "distilled": [], "labels + jitter": [], "distilled + jitter": []}
+    for seed in args.seeds:
+        errors["labels"].append(cu.train.count_errors(run(800, seed, epochs), data.test))
+        errors["distilled"].append(cu.train.count_errors(run(800, seed, epochs, temperature, alpha), data.test))
+        for kind in ("labels + jitter", "distilled + jitter"):
+            cu.train.set_seed(seed)                      # the same initial weights as the runs without jitter
+            net = cu.models.mlp((800, 800))
+            shifts = torch.Generator().manual_seed(seed)
+            augment = lambda x, g=shifts: cu.data.jitter(x, 2, g)
+            recipe = dict(cu.distill.STUDENT_RECIPE, seed=seed, validate=False)
+            if kind.startswith("labels"):
+                cu.train.fit(net, data, epochs, augment=augment, **dict(recipe, lr=cu.distill.LABELS_LR))
+            else:
+                cu.distill.distill(net, teacher, data, epochs, temperature, alpha, augment=augment, **recipe)
+            errors[kind].append(cu.train.count_errors(net.eval(), data.test))
+        print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]}" for k, v in errors.items()), flush=True)
+    means = {k: statistics.mean(v) for k, v in errors.items()}
+    closed = {"distilled, against labels alone": cu.distill.gap_closed(means["labels"], means["distilled"], teacher_errors),
+              "distilled + jitter, against labels alone":
+                  cu.distill.gap_closed(means["labels"], means["distilled + jitter"], teacher_errors),
+              "distilled + jitter, against labels + jitter":
+                  cu.distill.gap_closed(means["labels + jitter"], means["distilled + jitter"], teacher_errors)}
+    print(f"means {means}; teacher {teacher_errors}; gap closed {closed}", flush=True)
+    return {"seeds": args.seeds, "epochs": epochs, "temperature": temperature, "alpha": alpha, "jitter_pixels": 2,
+            "test_errors": errors, "means": means, "spread": {k: max(v) - min(v) for k, v in errors.items()},
+            "gap_closed": closed, "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def batch_part(data, teacher_errors, args, run) -> dict:
     """2×800 at a smaller batch: every rate and seed for both methods; each method's rate chosen on validation.
 
